@@ -1,0 +1,157 @@
+"""HFEngine on a tiny random model: left padding, logprobs, seeding, finish reasons, stop strings, chat."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from corpora.types import Message
+from engines.base import ChatEngine, Sampling, TokenEngine
+from engines.hf import HFEngine, cut_at_stop, left_pad, load_hf
+
+torch.set_num_threads(1)
+
+GREEDY = Sampling(temperature=0.0, max_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir):
+    model, tokenizer = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
+    return HFEngine(model, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def prompts(engine):
+    texts = ["hello world please", "a", "write code python function error fix thanks again"]
+    return [engine.tokenizer.encode(t) for t in texts]
+
+
+def test_implements_both_protocols(engine):
+    assert isinstance(engine, ChatEngine) and isinstance(engine, TokenEngine)
+
+
+def test_left_pad_puts_padding_on_the_left():
+    ids, mask = left_pad([[5, 6, 7], [9]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 9]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_batched_greedy_equals_one_by_one(engine, prompts):
+    assert len({len(p) for p in prompts}) == 3  # different lengths, so padding matters
+    batched = engine.generate(prompts, GREEDY)
+    for prompt, out in zip(prompts, batched):
+        alone = engine.generate([prompt], GREEDY)[0]
+        assert out.ids == alone.ids
+        assert out.finish == alone.finish
+        assert out.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+
+
+def test_greedy_logprobs_match_a_forward_pass(engine, prompts):
+    outs = engine.generate(prompts, GREEDY)
+    for prompt, out in zip(prompts, outs):
+        assert len(out.logprobs) == len(out.ids) > 0
+        assert all(lp <= 0 for lp in out.logprobs)
+        full = torch.tensor([prompt + out.ids])
+        with torch.no_grad():
+            logits = engine.model(full).logits[0]  # (P+T, V)
+        logp = torch.log_softmax(logits.float(), -1)
+        positions = range(len(prompt) - 1, len(prompt) - 1 + len(out.ids))
+        expected = [logp[pos, tok].item() for pos, tok in zip(positions, out.ids)]
+        assert out.logprobs == pytest.approx(expected, abs=1e-4)
+        # greedy picks the argmax at every step
+        assert out.ids == [logp[pos].argmax().item() for pos in positions]
+
+
+def test_sampled_logprobs_use_temperature_scaled_logits(engine, prompts):
+    sampling = Sampling(temperature=0.7, max_tokens=8, seed=11)
+    out = engine.generate(prompts[:1], sampling)[0]
+    full = torch.tensor([prompts[0] + out.ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(engine.model(full).logits[0].float() / 0.7, -1)
+    positions = range(len(prompts[0]) - 1, len(prompts[0]) - 1 + len(out.ids))
+    assert out.logprobs == pytest.approx([logp[p, t].item() for p, t in zip(positions, out.ids)],
+                                         abs=1e-4)
+
+
+def test_seeded_sampling_is_reproducible_and_leaves_global_rng_alone(engine, prompts):
+    sampling = Sampling(temperature=1.0, top_p=0.9, max_tokens=10, seed=123)
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    first = engine.generate(prompts, sampling)
+    after = torch.rand(1)
+    second = engine.generate(prompts, sampling)
+    assert [o.ids for o in first] == [o.ids for o in second]
+    assert before.item() == after.item()  # the caller's RNG stream was not consumed
+    other = engine.generate(prompts, sampling.with_(seed=124))
+    assert [o.ids for o in other] != [o.ids for o in first]
+
+
+def test_max_tokens_gives_length_and_eos_gives_stop(engine, prompts):
+    eos = engine.tokenizer.eos_token_id
+    outs = engine.generate(prompts * 4, Sampling(temperature=1.5, max_tokens=6, seed=1))
+    for out in outs:
+        assert len(out.ids) <= 6
+        if out.finish == "length":
+            assert len(out.ids) == 6 and eos not in out.ids
+        else:
+            assert out.ids[-1] == eos and eos not in out.ids[:-1]
+    assert {o.finish for o in outs} == {"stop", "length"}  # this seed produces both
+
+
+def test_training_mode_is_restored(engine, prompts):
+    engine.model.train()
+    engine.generate(prompts[:1], GREEDY)
+    assert engine.model.training
+    engine.model.eval()
+    engine.generate(prompts[:1], GREEDY)
+    assert not engine.model.training
+
+
+def test_stop_string_cuts_ids_before_it(engine, prompts):
+    tok = engine.tokenizer
+    free = engine.generate(prompts[:1], Sampling(temperature=0.0, max_tokens=16))[0]
+    text = tok.decode(free.ids, skip_special_tokens=True)
+    stop = text[3:5]  # a piece of what greedy decoding will write anyway
+    assert stop.strip(), f"greedy text too short for this test: {text!r}"
+    out = engine.generate(prompts[:1], Sampling(temperature=0.0, max_tokens=16, stop=(stop,)))[0]
+    before = text[:text.find(stop)]
+    cut_text = tok.decode(out.ids, skip_special_tokens=True)
+    assert out.finish == "stop"
+    assert cut_text.startswith(before)
+    assert out.ids == free.ids[:len(out.ids)] and len(out.logprobs) == len(out.ids)
+    # one token fewer would no longer cover the text before the stop string
+    assert not tok.decode(out.ids[:-1]).startswith(before) or before == ""
+
+
+def test_cut_at_stop_on_hand_built_ids(engine):
+    tok = engine.tokenizer
+    ids = tok.encode("hello world STOP more text")
+    kept, found = cut_at_stop(ids, ["STOP"], tok)
+    assert found and tok.decode(kept).startswith("hello world ")
+    assert "STOP" not in tok.decode(kept[:-1])
+    assert cut_at_stop(ids, ["absent"], tok) == (ids, False)
+
+
+def test_chat_returns_text_per_conversation(engine):
+    convs = [[Message("user", "hello")],
+             [Message("system", "be brief"), Message("user", "write a poem")]]
+    replies = engine.chat(convs, Sampling(temperature=0.0, max_tokens=8))
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+    assert "<|im_end|>" not in "".join(replies)
+    ids = engine.render(convs[0])
+    assert engine.tokenizer.decode(ids).endswith("<|im_start|>assistant\n")
+
+
+def test_empty_prompt_is_rejected(engine):
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        engine.generate([[1, 2], []], GREEDY)
+
+
+def test_peft_wrapped_model_generates(tiny_model_dir, prompts):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    outs = HFEngine(peft_model, tokenizer).generate(prompts, GREEDY)
+    assert len(outs) == 3 and all(len(o.ids) == len(o.logprobs) > 0 for o in outs)
