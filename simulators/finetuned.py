@@ -1,0 +1,212 @@
+"""The fine-tuned user simulator ("sftuser"): a model trained on flipped WildChat conversations.
+
+The model (see trainers/sft.py, simulators/flipped.py) plays the user: its system message is the
+task's intent, the user's turns so far are its own ``assistant`` turns and the assistant's turns
+are its ``user`` turns, so the next user turn is an ordinary chat-template continuation. It ends
+the conversation by writing ``<|endconversation|>``.
+
+Engines. The simulator needs to see the end token, which decoders drop with
+``skip_special_tokens``. It therefore prefers a TokenEngine (``generate`` + ``tokenizer``: the
+local HFEngine, vLLM in-process): the flipped conversation is rendered with the model's chat
+template, and the turn ends when the generated ids contain the end token's id. A plain
+ChatEngine (e.g. an OpenAI-compatible server) also works: a reply that is empty (the end token
+alone, stripped by the server) or that shows ``<|endconversation|>`` ends the conversation.
+
+Guardrails (each retry is counted in ``episode.sim_details``):
+- no ending in the first ``no_end_turns`` user turns: a sample that ends is resampled;
+- a floor (``min_chars``) and a cap (``max_tokens`` per turn; a turn cut by the cap is counted);
+- a turn that repeats an earlier user turn, or copies the intent verbatim, is resampled;
+- each resample raises the temperature by ``temperature_step`` (capped at 1.0), at most
+  ``max_retries`` times; then the last sample is used as it is (counted as exhausted; an ending
+  sample in the no-end window is kept as text without the ending when it has text).
+All episodes needing a (re)sample share one engine call per round. Sampling seeds derive from
+``seed`` and the round, so a run is reproducible.
+
+Usage in the zoo (configs/simulators.yaml): ``kind: finetuned`` with an engine spec such as
+``hf:<base>@lora=<adapter>`` or ``hf:<full model folder>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from corpora.types import Episode, Message
+from engines.base import Sampling
+from simulators.base import SIMULATOR_KINDS, UserTurn
+from simulators.flipped import END_TOKEN, flip_messages
+
+RETRY_KEYS = ("repeat", "intent_copy", "too_short", "early_end")
+
+
+@dataclass
+class _Need:
+    """One turn to write: the flipped conversation so far and what the turn must not be."""
+
+    episode: Episode
+    prompt: list[Message]
+    earlier: set[str]
+    may_end: bool
+    attempts: int = 0
+    turn: UserTurn | None = None
+    problem: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def normalise(text: str) -> str:
+    """Text compared for repeats: lower case, whitespace collapsed."""
+    return " ".join(text.lower().split())
+
+
+def guardrail_problem(text: str, ends: bool, *, earlier: set[str], intent: str, may_end: bool,
+                      min_chars: int) -> str | None:
+    """Why a sampled turn must be resampled (one of RETRY_KEYS), or None when it is acceptable.
+
+    earlier: normalised earlier user turns of the episode."""
+    if ends and not may_end:
+        return "early_end"
+    if ends and not text:
+        return None
+    norm = normalise(text)
+    if len(norm) < min_chars:
+        return "too_short"
+    if norm in earlier:
+        return "repeat"
+    body = normalise(intent.removeprefix("You are a user chatting with an assistant language model to"))
+    if intent and (norm == normalise(intent) or (len(body) >= 20 and body in norm)):
+        return "intent_copy"
+    return None
+
+
+def retry_temperature(base: float, attempts: int, step: float = 0.05, cap: float = 1.0) -> float:
+    """Temperature of the `attempts`-th resample: base + step·attempts, never above cap (and never
+    below base when base is already above cap)."""
+    return max(base, min(cap, base + step * attempts)) if attempts else base
+
+
+@SIMULATOR_KINDS.register("finetuned")
+class FinetunedSimulator:
+    """A user simulator backed by a model fine-tuned on flipped conversations.
+
+    engine:      a TokenEngine (preferred: the end token is read from ids) or a ChatEngine, or
+                 an engine spec string loaded with engines.spec
+    sampling:    base sampling (the published recipe: temperature 0.7, top-p 0.9, 1024 tokens)
+    no_end_turns: the first this-many user turns may not end the conversation
+    min_chars:   a turn shorter than this (after whitespace normalisation) is resampled
+    max_retries: resamples per turn at most; temperature_step added each time, capped at 1.0
+    """
+
+    def __init__(self, engine: Any, *, name: str = "sftuser", sampling: Sampling | None = None,
+                 seed: int = 0, no_end_turns: int = 1, min_chars: int = 2, max_retries: int = 5,
+                 temperature_step: float = 0.05, temperature_cap: float = 1.0,
+                 end_token: str = END_TOKEN):
+        if isinstance(engine, str):
+            engine = _load_engine(engine)
+        self.engine = engine
+        self.name = name
+        self.sampling = sampling or Sampling(temperature=0.7, top_p=0.9, max_tokens=1024)
+        self.seed = seed
+        self.no_end_turns = no_end_turns
+        self.min_chars = min_chars
+        self.max_retries = max_retries
+        self.temperature_step = temperature_step
+        self.temperature_cap = temperature_cap
+        self.end_token = end_token
+        self._calls = 0
+        tokenizer = getattr(engine, "tokenizer", None)
+        self._token_mode = tokenizer is not None and hasattr(engine, "generate")
+        if self._token_mode:
+            vocab = tokenizer.get_vocab()
+            if end_token not in vocab:
+                raise ValueError(f"the simulator's tokenizer has no {end_token} token: load the "
+                                 "fine-tuned tokenizer (saved beside the adapter or model)")
+            self.end_id = vocab[end_token]
+
+    # ---- UserSimulator ---------------------------------------------------------------------
+    def open(self, episodes: Sequence[Episode]) -> list[str]:
+        """The task's real opening turn; one is generated from the intent when a task has none."""
+        needs = [_Need(ep, flip_messages(ep.task.intent, [], end=False), set(), False)
+                 for ep in episodes if not ep.task.opening]
+        self._run(needs)
+        written = {id(n.episode): n.turn.text for n in needs}
+        return [ep.task.opening if ep.task.opening else written[id(ep)] for ep in episodes]
+
+    def reply(self, episodes: Sequence[Episode]) -> list[UserTurn]:
+        """The next user turn of each episode (its last message is the assistant's)."""
+        needs = []
+        for ep in episodes:
+            users = ep.user_texts()
+            needs.append(_Need(ep, flip_messages(ep.task.intent, ep.messages, end=False),
+                               {normalise(u) for u in users}, len(users) >= self.no_end_turns))
+        self._run(needs)
+        return [n.turn for n in needs]
+
+    # ---- sampling with guardrails -----------------------------------------------------------
+    def _run(self, needs: list[_Need]) -> None:
+        """Sample every need, resampling the failing ones in rounds (one engine call per round)."""
+        pending = list(needs)
+        while pending:
+            attempts = pending[0].attempts
+            temperature = retry_temperature(self.sampling.temperature, attempts,
+                                            self.temperature_step, self.temperature_cap)
+            sampling = self.sampling.with_(temperature=temperature,
+                                           seed=self.seed * 1_000_003 + self._calls)
+            self._calls += 1
+            for need, (text, ends, truncated) in zip(pending, self._sample(pending, sampling)):
+                self._judge(need, text, ends, truncated)
+            pending = [n for n in pending if n.problem is not None and n.attempts <= self.max_retries]
+            for need in pending:
+                need.counts[need.problem] = need.counts.get(need.problem, 0) + 1
+        for need in needs:
+            self._record(need)
+
+    def _judge(self, need: _Need, text: str, ends: bool, truncated: bool) -> None:
+        need.problem = guardrail_problem(text, ends, earlier=need.earlier, intent=need.episode.task.intent,
+                                         may_end=need.may_end, min_chars=self.min_chars)
+        need.attempts += 1
+        if need.problem is None or need.attempts > self.max_retries:
+            keep_end = ends and (need.may_end or not text)
+            need.turn = UserTurn(text=text, ends=keep_end, details={"truncated": truncated})
+
+    def _record(self, need: _Need) -> None:
+        details = need.episode.sim_details
+        retries = sum(need.counts.values())
+        details["guardrail_retries"] = details.get("guardrail_retries", 0) + retries
+        for key, n in need.counts.items():
+            details[f"retries_{key}"] = details.get(f"retries_{key}", 0) + n
+        if need.problem is not None:
+            details["guardrail_exhausted"] = details.get("guardrail_exhausted", 0) + 1
+        if need.turn.details.get("truncated"):
+            details["truncated_turns"] = details.get("truncated_turns", 0) + 1
+        need.turn.details.update(retries=retries, exhausted=need.problem is not None)
+
+    def _sample(self, needs: list[_Need], sampling: Sampling) -> list[tuple[str, bool, bool]]:
+        """(text, ends, truncated) for each need's prompt, from one batched engine call."""
+        if self._token_mode:
+            tok = self.engine.tokenizer
+            prompts = [list(tok.apply_chat_template([m.as_dict() for m in n.prompt], tokenize=True,
+                                                    add_generation_prompt=True, return_dict=False))
+                       for n in needs]
+            results = []
+            for out in self.engine.generate(prompts, sampling):
+                ends = self.end_id in out.ids
+                ids = out.ids[: out.ids.index(self.end_id)] if ends else out.ids
+                text = tok.decode(ids, skip_special_tokens=True).strip()
+                results.append((text, ends, out.finish == "length"))
+            return results
+        replies = self.engine.chat([n.prompt for n in needs], sampling)
+        results = []
+        for reply in replies:
+            ends = self.end_token in reply or not reply.strip()
+            results.append((reply.split(self.end_token)[0].strip(), ends, False))
+        return results
+
+
+def _load_engine(spec: str) -> Any:
+    """A TokenEngine for a spec when the backend offers one, else a ChatEngine."""
+    from engines import spec as specs
+
+    try:
+        return specs.load_token_engine(spec)
+    except (ValueError, NotImplementedError):
+        return specs.load_chat_engine(spec)
