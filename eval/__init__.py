@@ -1,0 +1,2 @@
+"""eval: cross-simulator matrix, WildBench judging, win-rate statistics, simulator fidelity,
+reports and plots."""
