@@ -1,0 +1,228 @@
+"""`wildsim data intents`: an LLM writes each conversation's hidden intent (the user's goal).
+
+    wildsim data intents --in data/train.jsonl --engine builtin:smollm2-135m-instruct --out data/with_intents
+    wildsim data intents --in DIR --engine openai:http://localhost:8000/v1#Qwen/Qwen2.5-14B-Instruct --out DIR2 --limit 1000
+
+For every WildChat-schema record (JSON, JSONL or Parquet; a folder is read file by file) the
+annotator is shown the conversation and asked for a high-level, deliberately vague description
+of what the user wanted, phrased "You are a user chatting with an assistant language model to …"
+(the UserLM recipe). Replies are validated and normalised (quotes and labels stripped, the fixed
+opening restored, length checked); a reply that cannot be used gets a generic fallback intent
+and is counted. The output holds the same records, in the same files (as JSONL), each with an
+added `intent` field that the Task loader uses as the hidden goal.
+
+Calls go through a CachedChatEngine stored in `--cache` (default: OUT/.intent_cache), so a
+killed run restarts without repeating any finished call. Work is done in batches (one engine
+call per batch of conversations); a summary with the failure counts is printed and written to
+OUT/intents_summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from corpora.types import Message
+from engines.base import Sampling
+
+PREFIX = "You are a user chatting with an assistant language model to"
+FALLBACK = f"{PREFIX} get help with a request."
+MAX_INTENT_CHARS = 600
+MAX_TURN_CHARS = 600  # per utterance shown to the annotator
+
+INSTRUCTIONS = (
+    "Below is a conversation between a person and an AI assistant. Describe the person's overall "
+    "goal in one or two sentences, as instructions to someone who will play that person. Stay "
+    "high level and deliberately vague: do not copy wording, names, numbers, code or other "
+    "specifics from the conversation, and do not describe the assistant's answers. Start exactly "
+    f"with \"{PREFIX}\" and write nothing else."
+)
+
+
+@dataclass
+class IntentStats:
+    """Counts of one run; `fallback` counts records whose reply could not be used."""
+
+    records: int = 0
+    ok: int = 0
+    normalised: int = 0
+    fallback: int = 0
+    no_user_turn: int = 0
+    files: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.records} records: {self.ok} intents as written, {self.normalised} "
+                f"normalised, {self.fallback} fallbacks (unusable replies), "
+                f"{self.no_user_turn} without a user turn (fallback)")
+
+
+def conversation_of(record: dict[str, Any], where: str) -> list[Message]:
+    """The user/assistant messages of a WildChat-schema record; errors name the record."""
+    conv = record.get("conversation")
+    if not isinstance(conv, list):
+        raise ValueError(f"{where}: field 'conversation' must be a list of utterances")
+    messages = []
+    for i, utt in enumerate(conv):
+        if not isinstance(utt, dict) or "role" not in utt or "content" not in utt:
+            raise ValueError(f"{where}: conversation[{i}] needs 'role' and 'content'")
+        if utt["role"] in ("user", "assistant"):
+            messages.append(Message(utt["role"], str(utt["content"] or "")))
+    return messages
+
+
+def annotation_prompt(conversation: Sequence[Message]) -> list[Message]:
+    """The annotator's input: instructions, then the conversation with long turns shortened."""
+    lines = []
+    for m in conversation:
+        text = m.content.strip()
+        if len(text) > MAX_TURN_CHARS:
+            text = text[:MAX_TURN_CHARS] + " […]"
+        lines.append(f"{m.role.upper()}: {text}")
+    return [Message("system", INSTRUCTIONS),
+            Message("user", "Conversation:\n" + "\n\n".join(lines) + f"\n\nNow write the goal, "
+                    f"starting with \"{PREFIX}\".")]
+
+
+def normalise_intent(reply: str) -> tuple[str | None, str]:
+    """Validate an annotator reply. Returns (intent, how) with how in {"ok", "normalised",
+    "fallback"}; intent is None for "fallback" (empty, too long, or no usable goal)."""
+    text = " ".join(reply.strip().split())
+    text = re.sub(r"^(intent|goal|answer)\s*:\s*", "", text, flags=re.I).strip().strip("\"'“”`").strip()
+    if not text:
+        return None, "fallback"
+    how = "ok"
+    at = text.lower().find(PREFIX.lower())
+    if at > 0:
+        text, how = text[at:], "normalised"
+    elif at < 0:
+        rest = re.sub(r"^(the user (wants|is trying|wanted)( to)?|to)\s+", "", text, flags=re.I)
+        if len(rest.split()) < 3:
+            return None, "fallback"
+        text, how = f"{PREFIX} {rest[0].lower()}{rest[1:]}", "normalised"
+    if text[: len(PREFIX)] != PREFIX:
+        text, how = PREFIX + text[len(PREFIX):], "normalised"
+    if len(text) > MAX_INTENT_CHARS or len(text) <= len(PREFIX) + 3:
+        return None, "fallback"
+    if not text.endswith((".", "!", "?")):
+        text += "."
+    return text, how
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Records of one JSON / JSONL / Parquet file; errors name the file and line."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    text = path.read_text()
+    if path.suffix == ".json":
+        data = json.loads(text)
+        return data if isinstance(data, list) else [data]
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+    return records
+
+
+def input_files(path: Path) -> list[Path]:
+    """The data files under `path` (itself when it is a file)."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
+    if not files:
+        raise ValueError(f"{path}: no .jsonl, .json or .parquet files found")
+    return files
+
+
+def annotate(records: list[dict[str, Any]], engine: Any, stats: IntentStats, *,
+             batch_size: int = 32, sampling: Sampling | None = None, where: str = "") -> None:
+    """Add an `intent` to every record in place, one engine call per batch."""
+    from tqdm import tqdm
+
+    sampling = sampling or Sampling(temperature=0.0, max_tokens=120, seed=0)
+    for start in tqdm(range(0, len(records), batch_size), desc=f"intents {where}", unit="batch"):
+        batch = records[start:start + batch_size]
+        convs = [conversation_of(r, f"{where} record {start + i}") for i, r in enumerate(batch)]
+        asked = [i for i, c in enumerate(convs) if any(m.role == "user" and m.content.strip() for m in c)]
+        replies = engine.chat([annotation_prompt(convs[i]) for i in asked], sampling) if asked else []
+        answers = dict(zip(asked, replies))
+        for i, record in enumerate(batch):
+            stats.records += 1
+            if i not in answers:
+                stats.no_user_turn += 1
+                record["intent"] = FALLBACK
+                continue
+            intent, how = normalise_intent(answers[i])
+            setattr(stats, how, getattr(stats, how) + 1)
+            record["intent"] = intent or FALLBACK
+
+
+def run(in_path: Path, out_dir: Path, engine: Any, *, limit: int = 0, batch_size: int = 32) -> IntentStats:
+    """Annotate every file under `in_path` into `out_dir` (same file names, JSONL)."""
+    stats = IntentStats()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    left = limit or None
+    for path in input_files(in_path):
+        records = read_records(path)
+        if left is not None:
+            records, left = records[:left], left - min(left, len(records))
+        annotate(records, engine, stats, batch_size=batch_size, where=path.name)
+        target = out_dir / (path.stem + ".jsonl")
+        with open(target, "w") as fh:
+            for record in records:
+                fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        stats.files.append(str(target))
+        if left == 0:
+            break
+    (out_dir / "intents_summary.json").write_text(json.dumps(asdict(stats), indent=1))
+    return stats
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wildsim data intents", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--in", dest="inp", required=True,
+                        help="WildChat-schema file (.jsonl/.json/.parquet) or folder of them")
+    parser.add_argument("--engine", required=True, help="engine spec of the annotator LLM, e.g. "
+                        "builtin:smollm2-135m-instruct or openai:http://host:8000/v1#MODEL")
+    parser.add_argument("--out", required=True, help="output folder (records with `intent` added)")
+    parser.add_argument("--limit", type=int, default=0, help="annotate at most N records (0 = all)")
+    parser.add_argument("--batch-size", type=int, default=32, help="conversations per engine call")
+    parser.add_argument("--cache", default=None, help="call cache file; default OUT/.intent_cache "
+                        "(a restarted run reuses every finished call)")
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    from engines.spec import load_chat_engine
+
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else out / ".intent_cache"
+    try:
+        input_files(Path(args.inp))  # fail on a bad --in before loading a model
+        from engines.cache import CachedChatEngine
+
+        engine = CachedChatEngine(load_chat_engine(args.engine), cache)
+        stats = run(Path(args.inp), out, engine, limit=args.limit, batch_size=args.batch_size)
+    except (ValueError, OSError) as err:
+        print(f"wildsim data intents: {err}", file=sys.stderr)
+        return 2
+    print(stats.summary())
+    print(f"wrote {', '.join(stats.files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
