@@ -202,11 +202,37 @@ class FinetunedSimulator:
         return results
 
 
-def _load_engine(spec: str) -> Any:
-    """A TokenEngine for a spec when the backend offers one, else a ChatEngine."""
+def load_simulator_engine(spec: str, *, dtype: str = "float32", device: str | None = None) -> Any:
+    """An engine for a fine-tuned simulator spec.
+
+    ``hf:<base>@lora=<adapter>`` is loaded here: the tokenizer comes from the adapter folder (it
+    has the end token), the base model's embeddings are resized to it before the adapter (which
+    carries the new token's trained rows) is attached. Every other spec goes through
+    engines.spec: a TokenEngine when the backend offers one, else a ChatEngine."""
     from engines import spec as specs
 
-    try:
-        return specs.load_token_engine(spec)
-    except (ValueError, NotImplementedError):
-        return specs.load_chat_engine(spec)
+    parsed = specs.parse_spec(spec)
+    if parsed.backend == "hf" and parsed.adapter:
+        return _load_hf_adapter(parsed, dtype=dtype, device=device)
+    if parsed.backend == "openai":
+        return specs.load_chat_engine(parsed)
+    return specs.load_token_engine(parsed)
+
+
+def _load_hf_adapter(parsed: Any, *, dtype: str, device: str | None) -> Any:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engines.hf import HFEngine
+
+    tokenizer = AutoTokenizer.from_pretrained(parsed.adapter)
+    model = AutoModelForCausalLM.from_pretrained(parsed.model, dtype=getattr(torch, dtype))
+    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model = PeftModel.from_pretrained(model, parsed.adapter)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    return HFEngine(model, tokenizer, name=str(parsed))
+
+
+_load_engine = load_simulator_engine
