@@ -1,0 +1,224 @@
+"""OpenAIChatEngine against a real loopback HTTP server that injects failures and counts requests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from corpora.types import Message
+from engines.base import Sampling
+from engines.http import EngineRequestError, OpenAIChatEngine
+
+SAMPLING = Sampling(temperature=0.0, max_tokens=16)
+
+
+class ScriptedServer:
+    """An OpenAI-compatible /v1/chat/completions server. The last user message scripts it:
+    "fail:<kind>:<n>:<text>" fails the first n attempts for that text (kind: 503, 429, hang,
+    garbage, nochoices, 400); anything else is answered at once with "echo:<text>"."""
+
+    def __init__(self, delay: float = 0.0, hang: float = 0.6):
+        self.delay, self.hang = delay, hang
+        self.lock = threading.Lock()
+        self.attempts: dict[str, int] = {}
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []
+        self.in_flight = self.max_in_flight = self.total = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.in_flight += 1
+                    server.total += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    server.bodies.append(body)
+                    server.auth.append(self.headers.get("Authorization"))
+                try:
+                    server.respond(self, body)
+                finally:
+                    with server.lock:
+                        server.in_flight -= 1
+
+        return Handler
+
+    def respond(self, handler, body) -> None:
+        text = body["messages"][-1]["content"]
+        with self.lock:
+            seen = self.attempts[text] = self.attempts.get(text, 0) + 1
+        if self.delay:
+            time.sleep(self.delay)
+        if text.startswith("fail:"):
+            _, kind, n, rest = text.split(":", 3)
+            if seen <= int(n):
+                return self.fail(handler, kind)
+            text = rest
+        reply = {"choices": [{"message": {"role": "assistant", "content": f"echo:{text}"}}]}
+        self.send(handler, 200, json.dumps(reply).encode())
+
+    def fail(self, handler, kind: str) -> None:
+        if kind == "hang":
+            time.sleep(self.hang)
+            return self.send(handler, 200, b"{}")
+        bodies = {"503": (503, b"overloaded"), "429": (429, b"slow down"), "400": (400, b"bad"),
+                  "garbage": (200, b"{not json"), "nochoices": (200, b'{"choices": []}')}
+        status, payload = bodies[kind]
+        self.send(handler, status, payload, {"Retry-After": "0.05"} if kind == "429" else {})
+
+    @staticmethod
+    def send(handler, status: int, payload: bytes, headers: dict | None = None) -> None:
+        try:
+            handler.send_response(status)
+            for k, v in (headers or {}).items():
+                handler.send_header(k, v)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+            pass
+
+
+@pytest.fixture
+def server():
+    s = ScriptedServer()
+    s.thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def _engine(urls, **kw):
+    delays: list[float] = []
+    opts = dict(timeout=0.2, max_retries=3, backoff=0.001, max_backoff=0.1, max_concurrency=4)
+    opts.update(kw)
+    engine = OpenAIChatEngine(urls, "test-model", sleep=delays.append, **opts)
+    return engine, delays
+
+
+def _convs(texts):
+    return [[Message("system", "s"), Message("user", t)] for t in texts]
+
+
+def test_retries_recover_and_results_keep_order(server):
+    texts = ["plain", "fail:503:2:five", "fail:429:1:rate", "fail:hang:1:slow",
+             "fail:garbage:1:junk", "fail:nochoices:2:empty"]
+    engine, delays = _engine(server.url)
+    replies = engine.chat(_convs(texts), SAMPLING)
+    assert replies == ["echo:plain", "echo:five", "echo:rate", "echo:slow", "echo:junk", "echo:empty"]
+    assert server.attempts["plain"] == 1
+    assert server.attempts["fail:503:2:five"] == 3
+    assert server.attempts["fail:429:1:rate"] == 2
+    assert server.attempts["fail:hang:1:slow"] == 2
+    assert server.attempts["fail:garbage:1:junk"] == 2
+    assert server.attempts["fail:nochoices:2:empty"] == 3
+    assert len(delays) == 2 + 1 + 1 + 1 + 2
+    assert 0.05 in delays  # the 429's Retry-After was honoured
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped():
+    engine, _ = _engine("http://127.0.0.1:9/v1", backoff=0.1, max_backoff=0.5)
+    for attempt, full in enumerate([0.1, 0.2, 0.4, 0.5, 0.5]):
+        d = engine._delay(attempt, None)
+        assert full * 0.5 <= d <= full
+    assert engine._delay(0, 3.0) == 0.5  # Retry-After, capped by max_backoff
+    assert engine._delay(0, 0.05) == 0.05
+
+
+def test_exhausted_retries_name_the_request(server):
+    engine, delays = _engine(server.url, max_retries=2)
+    with pytest.raises(EngineRequestError) as info:
+        engine.chat(_convs(["ok", "fail:503:99:never"]), SAMPLING)
+    message = str(info.value)
+    for fragment in ("request 1", "'test-model'", "3 attempts", server.url, "HTTP 503"):
+        assert fragment in message
+    assert server.attempts["fail:503:99:never"] == 3 and len(delays) == 2
+
+
+def test_client_errors_are_not_retried(server):
+    engine, delays = _engine(server.url)
+    with pytest.raises(EngineRequestError, match=r"request 0 .*HTTP 400"):
+        engine.chat(_convs(["fail:400:5:x"]), SAMPLING)
+    assert server.attempts["fail:400:5:x"] == 1 and delays == []
+
+
+def test_connection_refused_is_retried_then_reported():
+    engine, delays = _engine("http://127.0.0.1:9/v1", max_retries=1)  # port 9: nothing listens
+    with pytest.raises(EngineRequestError, match="connection error"):
+        engine.chat(_convs(["x"]), SAMPLING)
+    assert len(delays) == 1
+
+
+def test_concurrency_is_bounded(server):
+    server.delay = 0.02
+    engine, _ = _engine(server.url, max_concurrency=3)
+    texts = [f"m{i}" for i in range(24)]
+    assert engine.chat(_convs(texts), SAMPLING) == [f"echo:{t}" for t in texts]
+    assert server.total == 24
+    assert 2 <= server.max_in_flight <= 3
+
+
+def test_several_endpoints_share_the_load(server):
+    other = ScriptedServer()
+    other.thread.start()
+    try:
+        engine, _ = _engine(f"{server.url},{other.url}", max_concurrency=4)
+        texts = [f"m{i}" for i in range(20)]
+        assert engine.chat(_convs(texts), SAMPLING) == [f"echo:{t}" for t in texts]
+        assert server.total + other.total == 20
+        assert server.total >= 5 and other.total >= 5
+    finally:
+        other.httpd.shutdown()
+        other.httpd.server_close()
+
+
+def test_sampling_fields_are_sent_and_key_stays_secret(server, monkeypatch):
+    monkeypatch.setenv("WILDSIM_TEST_KEY", "sk-very-secret")
+    engine, _ = _engine(server.url, api_key_env="WILDSIM_TEST_KEY", max_retries=0,
+                        extra_body={"top_k": 5})
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}}
+    sampling = Sampling(temperature=0.7, top_p=0.9, max_tokens=9, stop=("END",), seed=10,
+                        json_schema=schema)
+    engine.chat(_convs(["a", "b"]), sampling)
+    body = sorted(server.bodies, key=lambda b: b["messages"][-1]["content"])[1]
+    assert body["model"] == "test-model" and body["messages"][0] == {"role": "system", "content": "s"}
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["stop"]) == (0.7, 0.9, 9, ["END"])
+    assert body["seed"] == 11  # seed + index
+    assert body["response_format"]["json_schema"]["schema"] == schema
+    assert body["top_k"] == 5
+    assert set(server.auth) == {"Bearer sk-very-secret"}
+    with pytest.raises(EngineRequestError) as info:
+        engine.chat(_convs(["fail:503:1:x"]), sampling)
+    assert "sk-very-secret" not in str(info.value) + repr(engine)
+
+
+def test_no_key_means_no_authorization_header(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    engine, _ = _engine(server.url)
+    engine.chat(_convs(["a"]), SAMPLING)
+    assert server.auth == [None]
+
+
+def test_spec_builds_the_http_engine(server):
+    from engines.spec import load_chat_engine
+
+    engine = load_chat_engine(f"openai:{server.url}#test-model", timeout=0.5, max_retries=0)
+    assert isinstance(engine, OpenAIChatEngine)
+    assert engine.chat(_convs(["hi"]), SAMPLING) == ["echo:hi"]
