@@ -1,0 +1,172 @@
+"""The LLM behaviour annotator: six facets describing how a user behaves in one conversation.
+
+For each conversation an annotator LLM (any ChatEngine) writes short, domain-abstracted
+descriptions of the user's behaviour — what the user does, not what the task is about — as one
+JSON object with six fields:
+
+1. requests  (user turns): how specified the requests are, how the goal is decomposed
+   (single-shot / top-down / bottom-up / chained), how relevant they stay to the goal.
+2. responses (whole conversation): how engaged the user is, how they evaluate the assistant's
+   outputs, how they steer it.
+3. context   (user turns): how rich the context is, of what type, front-loaded or revealed
+   gradually.
+4. style     (user turns): register and tone, verbosity and formatting, politeness, framing.
+5. damsl     one DAMSL dialogue-act label sentence per user utterance, given the history.
+6. sgd       per user utterance, the SGD dialogue acts that apply (multi-label) from SGD_ACTS.
+
+Each facet becomes one text (lists are joined) that is embedded; the `combined` view
+concatenates the six embeddings. Calls are batched; wrap the engine in engines.cache's
+CachedChatEngine (append-only JSONL) to make a long annotation run resumable. A reply that does
+not parse is retried once at a higher temperature; conversations that still fail are counted and
+left out of the histograms (the report states how many).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from tqdm import tqdm
+
+from corpora.types import Message
+from engines.base import ChatEngine, Sampling
+
+FACETS = ("requests", "responses", "context", "style", "damsl", "sgd")
+SGD_ACTS = ("INFORM", "REQUEST", "AFFIRM", "NEGATE", "SELECT", "INFORM_INTENT", "AFFIRM_INTENT",
+            "NEGATE_INTENT", "REQUEST_ALTS", "THANK", "GOODBYE", "GREET")
+MAX_CHARS_PER_TURN = 1500  # long turns (pasted code, documents) are cut for the annotator
+
+SYSTEM_PROMPT = """You study how people behave when they talk to AI assistants. You will read one \
+conversation between a USER and an ASSISTANT and describe the USER's behaviour only.
+
+Describe behaviour in abstract terms that would fit users of any topic: never name the topic, \
+the programming language, the story, the product or any other specific. Write one or two short \
+sentences per field.
+
+Answer with one JSON object and nothing else, with exactly these fields:
+- "requests": how fully the user specifies what they want; how they break the goal down \
+(everything in one request, top-down, bottom-up, or each request following from the last); \
+whether requests stay relevant to the goal.
+- "responses": how engaged the user is with the assistant's answers; how they judge them \
+(accept silently, test, praise, complain); how they steer the assistant (corrections, \
+constraints, redirections).
+- "context": how much background the user gives, of what kind (examples, data, errors, \
+constraints, personal situation), and whether it comes up front or bit by bit.
+- "style": the user's register and tone, how long and how formatted their messages are, how \
+polite they are, and how they frame requests (commands, questions, statements).
+- "damsl": a list with one short sentence per USER message naming its DAMSL dialogue act \
+(for example "statement", "information request", "action directive", "accept", "reject", \
+"thanking", "conventional closing"), in order.
+- "sgd": a list with one list per USER message of the dialogue acts that apply, chosen from \
+INFORM, REQUEST, AFFIRM, NEGATE, SELECT, INFORM_INTENT, AFFIRM_INTENT, NEGATE_INTENT, \
+REQUEST_ALTS, THANK, GOODBYE, GREET."""
+
+JSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        **{f: {"type": "string"} for f in ("requests", "responses", "context", "style")},
+        "damsl": {"type": "array", "items": {"type": "string"}},
+        "sgd": {"type": "array", "items": {"type": "array",
+                                           "items": {"type": "string", "enum": list(SGD_ACTS)}}},
+    },
+    "required": list(FACETS),
+}
+
+
+@dataclass(frozen=True)
+class FacetAnnotation:
+    """The six facet texts of one conversation (lists already joined into text)."""
+
+    requests: str
+    responses: str
+    context: str
+    style: str
+    damsl: str
+    sgd: str
+
+    def text(self, facet: str) -> str:
+        return getattr(self, facet)
+
+
+def render_conversation(messages: Sequence[Message]) -> str:
+    """The conversation as USER/ASSISTANT blocks, long turns cut to MAX_CHARS_PER_TURN."""
+    blocks = []
+    for m in messages:
+        text = m.content if len(m.content) <= MAX_CHARS_PER_TURN else \
+            m.content[:MAX_CHARS_PER_TURN] + " […]"
+        blocks.append(f"{m.role.upper()}: {text}")
+    return "\n\n".join(blocks)
+
+
+def annotation_prompt(messages: Sequence[Message]) -> list[Message]:
+    """The annotator's conversation for one real or simulated conversation."""
+    n_user = sum(m.role == "user" for m in messages)
+    return [Message("system", SYSTEM_PROMPT),
+            Message("user", f"The conversation ({n_user} USER messages):\n\n"
+                            f"{render_conversation(messages)}\n\nYour JSON object:")]
+
+
+def _as_text(value) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def parse_annotation(reply: str) -> FacetAnnotation | None:
+    """The annotation in an annotator reply, or None when a field is missing or malformed.
+    SGD labels outside SGD_ACTS are dropped; an utterance left with none reads "NONE"."""
+    from engines.jsonparse import extract_json_object
+
+    obj = extract_json_object(reply)
+    if not isinstance(obj, dict):
+        return None
+    texts = {f: _as_text(obj.get(f)) for f in ("requests", "responses", "context", "style")}
+    damsl, sgd = obj.get("damsl"), obj.get("sgd")
+    if isinstance(damsl, list) and damsl and all(isinstance(d, str) for d in damsl):
+        texts["damsl"] = "; ".join(d.strip() for d in damsl)
+    else:
+        texts["damsl"] = _as_text(damsl)
+    if isinstance(sgd, list) and sgd:
+        per_turn = []
+        for labels in sgd:
+            labels = labels if isinstance(labels, list) else [labels]
+            kept = sorted({str(a).strip().upper() for a in labels} & set(SGD_ACTS))
+            per_turn.append(",".join(kept) or "NONE")
+        texts["sgd"] = " | ".join(per_turn)
+    else:
+        texts["sgd"] = None
+    if any(v is None for v in texts.values()):
+        return None
+    return FacetAnnotation(**texts)
+
+
+@dataclass
+class AnnotationRun:
+    """Annotations in input order (None where the annotator failed) and the failure count."""
+
+    annotations: list[FacetAnnotation | None]
+    failures: int
+    retried: int
+
+
+def annotate(conversations: Sequence[Sequence[Message]], engine: ChatEngine, *,
+             batch_size: int = 16, max_tokens: int = 600, seed: int = 0,
+             desc: str = "annotating") -> AnnotationRun:
+    """Annotate every conversation in batches; unparseable replies are retried once at
+    temperature 0.7, then counted as failures."""
+    first = Sampling(temperature=0.0, max_tokens=max_tokens, seed=seed, json_schema=JSON_SCHEMA)
+    retry = first.with_(temperature=0.7, seed=seed + 1)
+    out: list[FacetAnnotation | None] = [None] * len(conversations)
+    retried = 0
+    for start in tqdm(range(0, len(conversations), batch_size), desc=desc, unit="batch"):
+        idx = list(range(start, min(start + batch_size, len(conversations))))
+        replies = engine.chat([annotation_prompt(conversations[i]) for i in idx], first)
+        for i, reply in zip(idx, replies):
+            out[i] = parse_annotation(reply)
+        again = [i for i in idx if out[i] is None]
+        if again:
+            retried += len(again)
+            replies = engine.chat([annotation_prompt(conversations[i]) for i in again], retry)
+            for i, reply in zip(again, replies):
+                out[i] = parse_annotation(reply)
+    return AnnotationRun(out, sum(a is None for a in out), retried)
