@@ -146,28 +146,22 @@ def score_model(model: Any, examples: Sequence[FlippedExample], end_id: int, *,
 
 
 def load_scoring_model(spec_or_path: str, *, with_end_token: bool) -> tuple[Any, Any]:
-    """(model, tokenizer) for scoring: a fine-tuned simulator by engine spec (or its output
-    folder, read from its wildsim_simulator.json), or a base model to which the end token is added."""
-    import json
-
-    from simulators.finetuned import load_simulator_engine
+    """(model, tokenizer) for scoring: a fine-tuned simulator (engine spec or training output
+    folder) when `with_end_token`, else a base model (engine spec or path) to which the end token
+    is added as training adds it."""
+    from simulators.finetuned import base_model_path, load_simulator_engine
     from simulators.flipped import add_end_token
-    from trainers.sft import SPEC_FILE, model_path
 
-    marker = Path(spec_or_path) / SPEC_FILE
-    if marker.exists():
-        spec_or_path = json.loads(marker.read_text())["spec"]
-    if not with_end_token:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    if with_end_token:
+        engine = load_simulator_engine(spec_or_path)
+        return engine.model, engine.tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        path = model_path(spec_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
-        add_end_token(model, tokenizer)
-        return model, tokenizer
-    spec = spec_or_path if ":" in spec_or_path.split("/")[0] else f"hf:{spec_or_path}"
-    engine = load_simulator_engine(spec)
-    return engine.model, engine.tokenizer
+    path = base_model_path(spec_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+    add_end_token(model, tokenizer)
+    return model, tokenizer
 
 
 def examples_for(tokenizer: Any, tasks: Sequence[Task], max_length: int) -> tuple[list[FlippedExample], dict]:

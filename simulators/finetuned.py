@@ -101,7 +101,7 @@ class FinetunedSimulator:
                  temperature_step: float = 0.05, temperature_cap: float = 1.0,
                  end_token: str = END_TOKEN):
         if isinstance(engine, str):
-            engine = _load_engine(engine)
+            engine = load_simulator_engine(engine)
         self.engine = engine
         self.name = name
         self.sampling = sampling or Sampling(temperature=0.7, top_p=0.9, max_tokens=1024)
@@ -121,6 +121,18 @@ class FinetunedSimulator:
                 raise ValueError(f"the simulator's tokenizer has no {end_token} token: load the "
                                  "fine-tuned tokenizer (saved beside the adapter or model)")
             self.end_id = vocab[end_token]
+
+    @classmethod
+    def from_zoo(cls, entry: Any, load: Any, seed: int) -> "FinetunedSimulator":
+        """Build from a zoo entry (simulators/zoo.py): the engine spec may be a training output
+        folder or ``hf:<base>@lora=<adapter>``; both load with the end token (see
+        load_simulator_engine). `load` (zoo members by name) is unused."""
+        if not entry.engine:
+            raise ValueError(f"zoo entry {entry.name!r} (kind finetuned) names no engine; add "
+                             "engine: <train_simulator output folder or spec>")
+        opts = {k: v for k, v in entry.engine_options.items() if k in ("dtype", "device")}
+        return cls(load_simulator_engine(entry.engine, **opts), name=entry.name,
+                   sampling=entry.sampling_settings(), seed=seed, **entry.options)
 
     # ---- UserSimulator ---------------------------------------------------------------------
     def open(self, episodes: Sequence[Episode]) -> list[str]:
@@ -202,8 +214,37 @@ class FinetunedSimulator:
         return results
 
 
+SPEC_FILE = "wildsim_simulator.json"  # written by trainers/sft.py beside a trained simulator
+
+
+def base_model_path(spec: str) -> str:
+    """A loadable model folder or hub id from an engine spec: builtin:NAME is the embedded model's
+    converted folder, hf:PATH (adapter suffix ignored) is PATH, anything else is a path or id."""
+    if spec.startswith("builtin:"):
+        from engines.builtin import builtin_model_dir
+
+        return str(builtin_model_dir(spec.split(":", 1)[1]))
+    if spec.startswith("hf:"):
+        return spec[3:].split("@lora=", 1)[0]
+    return spec
+
+
+def resolve_simulator_spec(spec_or_folder: str) -> str:
+    """The engine spec of a fine-tuned simulator: a training output folder (given as a path or as
+    ``hf:<folder>``) is replaced by the spec recorded in its wildsim_simulator.json (so a LoRA
+    output loads as ``hf:<base>@lora=<folder>``); other specs are returned unchanged."""
+    import json
+    from pathlib import Path
+
+    folder = spec_or_folder[3:] if spec_or_folder.startswith("hf:") else spec_or_folder
+    marker = Path(folder) / SPEC_FILE
+    if "@lora=" not in folder and marker.exists():
+        return json.loads(marker.read_text())["spec"]
+    return spec_or_folder if ":" in spec_or_folder.split("/")[0] else f"hf:{spec_or_folder}"
+
+
 def load_simulator_engine(spec: str, *, dtype: str = "float32", device: str | None = None) -> Any:
-    """An engine for a fine-tuned simulator spec.
+    """An engine for a fine-tuned simulator (spec or training output folder).
 
     ``hf:<base>@lora=<adapter>`` is loaded here: the tokenizer comes from the adapter folder (it
     has the end token), the base model's embeddings are resized to it before the adapter (which
@@ -211,12 +252,13 @@ def load_simulator_engine(spec: str, *, dtype: str = "float32", device: str | No
     engines.spec: a TokenEngine when the backend offers one, else a ChatEngine."""
     from engines import spec as specs
 
-    parsed = specs.parse_spec(spec)
+    parsed = specs.parse_spec(resolve_simulator_spec(spec))
     if parsed.backend == "hf" and parsed.adapter:
         return _load_hf_adapter(parsed, dtype=dtype, device=device)
     if parsed.backend == "openai":
         return specs.load_chat_engine(parsed)
-    return specs.load_token_engine(parsed)
+    opts = {"dtype": dtype, "device": device} if parsed.backend == "hf" else {}
+    return specs.load_token_engine(parsed, **{k: v for k, v in opts.items() if v is not None})
 
 
 def _load_hf_adapter(parsed: Any, *, dtype: str, device: str | None) -> Any:
@@ -233,6 +275,3 @@ def _load_hf_adapter(parsed: Any, *, dtype: str, device: str | None) -> Any:
     model = PeftModel.from_pretrained(model, parsed.adapter)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     return HFEngine(model, tokenizer, name=str(parsed))
-
-
-_load_engine = load_simulator_engine

@@ -34,6 +34,7 @@ PREFIX = "You are a user chatting with an assistant language model to"
 FALLBACK = f"{PREFIX} get help with a request."
 MAX_INTENT_CHARS = 600
 MAX_TURN_CHARS = 600  # per utterance shown to the annotator
+PROMPT_VERSION = "intents-v1"  # part of the cache key: bump it when the prompt changes
 
 INSTRUCTIONS = (
     "Below is a conversation between a person and an AI assistant. Describe the person's overall "
@@ -214,7 +215,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         input_files(Path(args.inp))  # fail on a bad --in before loading a model
         from engines.cache import CachedChatEngine
 
-        engine = CachedChatEngine(load_chat_engine(args.engine), cache)
+        engine = CachedChatEngine(load_chat_engine(args.engine), cache,
+                                  f"{PROMPT_VERSION}|{args.engine}")
         stats = run(Path(args.inp), out, engine, limit=args.limit, batch_size=args.batch_size)
     except (ValueError, OSError) as err:
         print(f"wildsim data intents: {err}", file=sys.stderr)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from simulators.intents import FALLBACK, PREFIX, main, normalise_intent, run
+from simulators.intents import FALLBACK, PREFIX, PROMPT_VERSION, main, normalise_intent, run
 
 
 def record(i: int, turns=("please write a poem about cats", "Here is a poem.")) -> dict:
@@ -72,16 +72,17 @@ def test_bad_record_is_named(tmp_path):
 
 
 def test_killed_run_resumes_without_repeating_calls(tmp_path):
-    cache_mod = pytest.importorskip("engines.cache")
+    from engines.cache import CachedChatEngine
+
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(json.dumps(record(i, (f"poem about cats number {i}", "ok")))
                              for i in range(6)) + "\n")
     cache = tmp_path / "cache"
     first = CountingChat(fail_after_calls=2)  # dies on its third batch
     with pytest.raises(KeyboardInterrupt):
-        run(src, tmp_path / "out", cache_mod.CachedChatEngine(first, cache), batch_size=2)
+        run(src, tmp_path / "out", CachedChatEngine(first, cache, PROMPT_VERSION), batch_size=2)
     second = CountingChat()
-    stats = run(src, tmp_path / "out", cache_mod.CachedChatEngine(second, cache), batch_size=2)
+    stats = run(src, tmp_path / "out", CachedChatEngine(second, cache, PROMPT_VERSION), batch_size=2)
     assert len(first.seen) == 4 and len(second.seen) == 2  # every conversation asked exactly once
     assert sorted(first.seen + second.seen) == sorted(set(first.seen + second.seen))
     assert stats.records == 6 and stats.fallback == 0

@@ -24,8 +24,8 @@ def tasks(n: int = 8) -> list[Task]:
     return [Task(f"t{i}", INTENT, conv[0].content, conv) for i in range(n)]
 
 
-def config(model_dir, out, lora: bool, **kw) -> SimulatorTrainConfig:
-    return SimulatorTrainConfig(model=f"hf:{model_dir}", out=str(out), max_steps=8,
+def config(model_dir, out, lora: bool, max_steps: int = 8, **kw) -> SimulatorTrainConfig:
+    return SimulatorTrainConfig(model=f"hf:{model_dir}", out=str(out), max_steps=max_steps,
                                 learning_rate=5e-3, min_learning_rate=0.0, warmup_ratio=0.0,
                                 global_batch_size=4, per_device_batch_size=4, cpu=True,
                                 lora=LoraOptions(enabled=lora), **kw)
@@ -77,3 +77,18 @@ def test_saved_simulator_loads_back_and_plays_the_user(tiny_model_dir, tmp_path,
     again = FinetunedSimulator(engine, sampling=Sampling(temperature=1.0, max_tokens=12), seed=3)
     ep2 = Episode(task=ep.task, simulator="sftuser", messages=list(ep.messages))
     assert again.reply([ep2])[0] == turn  # deterministic under a seed
+
+
+def test_zoo_entry_loads_a_training_output_folder(tiny_model_dir, tmp_path):
+    from simulators.zoo import load_simulator
+
+    out = tmp_path / "sim"
+    train_simulator(config(tiny_model_dir, out, lora=True, max_steps=1), tasks(4))
+    zoo = tmp_path / "zoo.yaml"
+    zoo.write_text(f"simulators:\n  sft:\n    kind: finetuned\n    engine: hf:{out}\n"
+                   "    sampling: {max_tokens: 8}\n    options: {no_end_turns: 2}\n")
+    sim = load_simulator("sft", zoo, seed=1)
+    assert isinstance(sim, FinetunedSimulator) and sim.name == "sft" and sim.no_end_turns == 2
+    assert sim.engine.tokenizer.convert_tokens_to_ids(END_TOKEN) == len(sim.engine.tokenizer) - 1
+    ep = Episode(task=tasks(1)[0], simulator="sft")
+    assert sim.open([ep]) == ["please help me write a poem"]

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulators.finetuned import SPEC_FILE, base_model_path
 from wildsim.config import option, save_config
 
-SPEC_FILE = "wildsim_simulator.json"
 
 
 @dataclass
@@ -119,25 +119,13 @@ class TrainResult:
     data_summary: str = ""
 
 
-def model_path(spec: str) -> str:
-    """A loadable model folder or hub id from an engine spec (builtin:NAME materialises the
-    embedded model as a folder; hf:PATH is PATH; anything else is taken as a path or id)."""
-    if spec.startswith("builtin:"):
-        from engines.builtin import builtin_model_dir
-
-        return str(builtin_model_dir(spec.split(":", 1)[1]))
-    if spec.startswith("hf:"):
-        return spec[3:].split("@", 1)[0]
-    return spec
-
-
 def load_base(cfg: SimulatorTrainConfig) -> tuple[Any, Any, str, int]:
     """The base model and tokenizer with the end token added; also its path and the token's id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from simulators.flipped import add_end_token
 
-    path = model_path(cfg.model)
+    path = base_model_path(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=cfg.dtype)
     if tokenizer.pad_token is None:
