@@ -54,12 +54,14 @@ class IntentStats:
     normalised: int = 0
     fallback: int = 0
     no_user_turn: int = 0
+    unreadable: int = 0
     files: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.records} records: {self.ok} intents as written, {self.normalised} "
                 f"normalised, {self.fallback} fallbacks (unusable replies), "
-                f"{self.no_user_turn} without a user turn (fallback)")
+                f"{self.no_user_turn} without a user turn (fallback), {self.unreadable} "
+                f"unreadable lines skipped")
 
 
 def conversation_of(record: dict[str, Any], where: str) -> list[Message]:
@@ -114,36 +116,18 @@ def normalise_intent(reply: str) -> tuple[str | None, str]:
     return text, how
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of one JSON / JSONL / Parquet file; errors name the file and line."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def read_records(path: Path, stats: "IntentStats") -> list[dict[str, Any]]:
+    """The records of one file; lines that are not JSON objects are skipped, counted and named."""
+    from corpora.records import iter_records
 
-        return pq.read_table(path).to_pylist()
-    text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
-        return data if isinstance(data, list) else [data]
     records = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+    for raw in iter_records(path):
+        if raw.data is None:
+            stats.unreadable += 1
+            print(f"skipped {raw.where}: {raw.problem}", file=sys.stderr)
+        else:
+            records.append(raw.data)
     return records
-
-
-def input_files(path: Path) -> list[Path]:
-    """The data files under `path` (itself when it is a file)."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise ValueError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
-    if not files:
-        raise ValueError(f"{path}: no .jsonl, .json or .parquet files found")
-    return files
 
 
 def annotate(records: list[dict[str, Any]], engine: Any, stats: IntentStats, *,
@@ -174,8 +158,10 @@ def run(in_path: Path, out_dir: Path, engine: Any, *, limit: int = 0, batch_size
     stats = IntentStats()
     out_dir.mkdir(parents=True, exist_ok=True)
     left = limit or None
-    for path in input_files(in_path):
-        records = read_records(path)
+    from corpora.records import record_files
+
+    for path in record_files(in_path):
+        records = read_records(path, stats)
         if left is not None:
             records, left = records[:left], left - min(left, len(records))
         annotate(records, engine, stats, batch_size=batch_size, where=path.name)
@@ -207,18 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
+    from corpora.records import DataError, record_files
     from engines.spec import load_chat_engine
 
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else out / ".intent_cache"
     try:
-        input_files(Path(args.inp))  # fail on a bad --in before loading a model
+        record_files(Path(args.inp))  # fail on a bad --in before loading a model
         from engines.cache import CachedChatEngine
 
         engine = CachedChatEngine(load_chat_engine(args.engine), cache,
                                   f"{PROMPT_VERSION}|{args.engine}")
         stats = run(Path(args.inp), out, engine, limit=args.limit, batch_size=args.batch_size)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, DataError) as err:
         print(f"wildsim data intents: {err}", file=sys.stderr)
         return 2
     print(stats.summary())

@@ -53,8 +53,9 @@ def test_normalise_intent(reply, expected, how):
 def test_run_adds_intents_and_counts_fallbacks(tmp_path):
     src = tmp_path / "in.jsonl"
     records = [record(0), record(1, ("hello there", "hi")), record(2, ("", "orphan reply"))]
-    src.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    src.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n")
     stats = run(src, tmp_path / "out", CountingChat(), batch_size=2)
+    assert stats.unreadable == 1
     written = [json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()]
     assert [r["intent"] for r in written] == [f"{PREFIX} get a short poem.", FALLBACK, FALLBACK]
     for before, after in zip(records, written):  # the records are otherwise unchanged
