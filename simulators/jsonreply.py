@@ -27,8 +27,9 @@ END_SENTINEL = "<END>"
 RESPONSE_KEYS = ("response", "reply", "message", "utterance")
 METHODS = ("json", "field", "raw")
 
-_USER_LABEL = re.compile(r"^\s*(?:\*\*)?(?:user|me|human|response|reply|message)(?:\*\*)?\s*:\s*", re.I)
-_OTHER_SPEAKER = re.compile(r"^\s*(?:\*\*)?(?:assistant|ai|bot|system|chatbot)(?:\*\*)?\s*:", re.I | re.M)
+_USER_LABEL = re.compile(r"^\s*(?:\*\*)?(?:user|me|human|response|reply|message)\s*(?:\*\*)?\s*:\s*(?:\*\*)?\s*",
+                         re.I)
+_OTHER_SPEAKER = re.compile(r"^\s*(?:\*\*)?(?:assistant|ai|bot|system|chatbot)\s*(?:\*\*)?\s*:", re.I | re.M)
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,19 @@ the engine spec it runs on, its sampling settings and its constructor options:
 `load_simulator(name)` builds one: the engine comes from `engines.spec.load_chat_engine(spec)`
 (models are cached per process, so entries naming the same spec share one model) and the class
 is called as `cls(engine, name=, sampling=, seed=, **options)`. A class with a `from_zoo(entry,
-load, seed)` classmethod builds itself instead (the mixture does, to load its members by zoo
-name). `engine_override` swaps the engine spec of every entry built by the call (members
-included), e.g. to run the GPU recipe's prompts on the builtin CPU model. An unknown name is an
-error that lists the zoo's names.
+load, seed)` classmethod builds itself instead, engine included (the mixture does, to load its
+members by zoo name with `load(name)`; the fine-tuned simulator does, to load its model with the
+end-of-conversation token). `engine_override` swaps the engine spec of every entry built by the
+call that has one (mixture members included; a from_zoo class sees it in `entry.engine`), e.g.
+to run the GPU recipe's prompts on the builtin CPU model. An unknown name is an error that lists
+the zoo's names.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,16 +146,17 @@ def _build(zoo: Registry[ZooEntry], name: str, override: str | None, seed: int,
     if name in parents:
         raise ZooError(f"simulator zoo: {' -> '.join(parents + (name,))} is a cycle")
     entry = zoo.get(name)
+    if override and entry.engine:
+        entry = replace(entry, engine=override)
     cls = simulator_class(entry.kind)
     if hasattr(cls, "from_zoo"):
         def load(member: str) -> UserSimulator:
             return _build(zoo, member, override, seed, loader, parents + (name,))
 
         return cls.from_zoo(entry, load, seed)
-    spec = override or entry.engine
-    if not spec:
+    if not entry.engine:
         raise ZooError(f"zoo entry {name!r} (kind {entry.kind}) names no engine; add engine: <spec>")
-    engine = loader(spec, **entry.engine_options)
+    engine = loader(entry.engine, **entry.engine_options)
     try:
         return cls(engine, name=name, sampling=entry.sampling_settings(), seed=seed, **entry.options)
     except TypeError as err:
