@@ -273,17 +273,25 @@ def load_hf(path_or_id: str, *, dtype: str | torch.dtype = "auto", adapter: str 
     """Load (model, tokenizer) from a folder or hub id, optionally with a peft LoRA adapter on top.
 
     dtype: "auto" (the checkpoint's), "float32", "bfloat16", "float16" or a torch.dtype.
+    adapter: a peft adapter folder. When it holds its own tokenizer (saved by a fine-tune that
+      added tokens), that tokenizer is used and the base embeddings are resized to it before the
+      adapter, which carries the new rows, is attached.
     device: "cpu", "cuda", "cuda:1", …; default: cuda when available, else cpu.
     """
+    from pathlib import Path
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = dtype if isinstance(dtype, torch.dtype) or dtype == "auto" else getattr(torch, dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(path_or_id)
+    own_tokenizer = bool(adapter) and (Path(adapter) / "tokenizer_config.json").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(adapter if own_tokenizer else path_or_id)
     model = AutoModelForCausalLM.from_pretrained(path_or_id, dtype=torch_dtype)
     if adapter:
         from peft import PeftModel
 
+        if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         model = PeftModel.from_pretrained(model, adapter)
     model.to(device)
     model.eval()

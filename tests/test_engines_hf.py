@@ -155,3 +155,30 @@ def test_peft_wrapped_model_generates(tiny_model_dir, prompts):
     peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
     outs = HFEngine(peft_model, tokenizer).generate(prompts, GREEDY)
     assert len(outs) == 3 and all(len(o.ids) == len(o.logprobs) > 0 for o in outs)
+
+
+def test_lora_adapter_loads_from_its_folder(tiny_model_dir, prompts, tmp_path):
+    """An adapter saved with an added token (its own tokenizer) loads on top of the base model and
+    generates exactly what the in-memory adapted model does."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|end_conv|>"]})
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)  # a visible change from the base model
+    peft_model.save_pretrained(tmp_path / "adapter")
+    tokenizer.save_pretrained(tmp_path / "adapter")
+    expected = HFEngine(peft_model, tokenizer).generate(prompts, GREEDY)
+
+    loaded, loaded_tok = load_hf(str(tiny_model_dir), dtype="float32", device="cpu",
+                                 adapter=str(tmp_path / "adapter"))
+    assert len(loaded_tok) == len(tokenizer)
+    got = HFEngine(loaded, loaded_tok).generate(prompts, GREEDY)
+    assert [o.ids for o in got] == [o.ids for o in expected]
+    base = HFEngine(*load_hf(str(tiny_model_dir), dtype="float32", device="cpu")).generate(prompts, GREEDY)
+    assert [o.ids for o in base] != [o.ids for o in expected]
