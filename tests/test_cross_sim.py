@@ -165,3 +165,17 @@ def test_count_in_details_finds_nested_judge_failures():
     assert cross_sim.count_in_details(details, "fallback_used") == 1
     assert cross_sim.count_in_details({"parse_failures": 1}, "parse_failures") == 1
     assert re.fullmatch(r"[A-Za-z0-9._-]+", cross_sim._slug("hf:/x/y@lora=z"))
+
+
+@pytest.mark.parametrize("name", ["cross_sim_demo.yaml", "cross_sim_gpu.yaml"])
+def test_shipped_configs_parse(name):
+    from pathlib import Path
+
+    from wildsim.config import from_dict
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "configs" / "eval" / name).read_text())
+    cfg = from_dict(cross_sim.CrossSimConfig, data)
+    assert cfg.assistants and cfg.simulators and cfg.reward["kind"] == "judge"
+    from simulators.zoo import known_simulators
+
+    assert set(cfg.simulators) <= set(known_simulators())

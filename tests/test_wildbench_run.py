@@ -183,3 +183,12 @@ def test_bad_data_file_is_a_one_line_error(tmp_path, capsys):
                            "--data", str(bad), "--out", str(tmp_path / "out")])
     assert code == 2
     assert "s1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["wildbench_demo.yaml", "wildbench_gpu.yaml"])
+def test_shipped_configs_parse(name, tmp_path):
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "configs" / "eval" / name
+    cfg = wildbench.parse_args(["--config", str(path), "--out", str(tmp_path)])
+    assert cfg.model_a and cfg.model_b and cfg.judges and cfg.out == str(tmp_path)
