@@ -24,12 +24,15 @@ class Embedder:
     batch_size: int = 64
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """(n,) texts → (n, d) float32, each row of unit length (an empty list gives (0, d))."""
+        """(n,) texts → (n, d) float32, each row of unit length (an empty list gives (0, d)).
+        Repeated texts are embedded once."""
         if not texts:
             return np.zeros((0, self.model.get_sentence_embedding_dimension()), dtype=np.float32)
-        out = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+        unique = list(dict.fromkeys(texts))
+        where = {t: i for i, t in enumerate(unique)}
+        out = self.model.encode(unique, batch_size=self.batch_size, convert_to_numpy=True,
                                 normalize_embeddings=True, show_progress_bar=progress)
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(out, dtype=np.float32)[[where[t] for t in texts]]
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "cpu") -> Embedder:

@@ -95,6 +95,8 @@ class ConversationSet:
     path: str
     conversations: list[tuple[Message, ...]]
     records: int = 0
+    ids: list[str] = field(default_factory=list)      # conversation_hash / id / task_id, else file:line
+    intents: list[str] = field(default_factory=list)  # the record's `intent`, "" when absent
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -123,7 +125,7 @@ def read_user_conversations(path: str | Path, name: str = "", limit: int = 0) ->
     path = Path(path)
     if not path.is_file():
         raise FidelityInputError(f"{name or 'input'}: no such file {path}")
-    convs, records = [], 0
+    convs, ids, intents, records = [], [], [], 0
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
             if not line.strip():
@@ -137,10 +139,14 @@ def read_user_conversations(path: str | Path, name: str = "", limit: int = 0) ->
             if limit and len(convs) >= limit:
                 continue
             convs.append(_messages(record, where))
+            ids.append(str(next((record[k] for k in ("conversation_hash", "id", "task_id")
+                                 if record.get(k) not in (None, "")), where)))
+            intents.append(str(record.get("intent") or ""))
     if not convs:
         raise FidelityInputError(f"{path}: no conversations")
     skipped = {"over_max_conversations": records - len(convs)} if limit else {}
-    return ConversationSet(name or path.stem, str(path), convs, records, skipped)
+    return ConversationSet(name or path.stem, str(path), convs, records=records, ids=ids,
+                           intents=intents, skipped=skipped)
 
 
 # --- the run -----------------------------------------------------------------------------------
