@@ -24,17 +24,30 @@ log = logging.getLogger(__name__)
 PROMPT_VERSION = "wb-v1"  # bump when the judge prompts change, so cached verdicts are not reused
 
 
-def load_contexts(data: str, limit: int | None) -> tuple[list[JudgeContext], list[tuple[str, str]]]:
-    """WildBench tasks as judge contexts plus (session_id, primary_tag) per task."""
+REF_PREFIX = "ref:"  # `--model-b ref:gpt-4` uses the dataset's own reference responses
+
+
+def load_contexts(data: str, limit: int | None
+                  ) -> tuple[list[JudgeContext], list[tuple[str, str]], list[dict[str, str]]]:
+    """WildBench tasks as judge contexts, (session_id, primary_tag) and the references per task."""
     from corpora.wildbench import load_wildbench
 
     tasks = load_wildbench(data, limit=limit)
-    contexts, meta = [], []
+    contexts, meta, refs = [], [], []
     for t in tasks:
         contexts.append(JudgeContext(history=tuple(t.history), query=t.query,
                                      checklist=tuple(t.checklist)))
         meta.append((t.session_id, t.primary_tag or ""))
-    return contexts, meta
+        refs.append(dict(t.references))
+    return contexts, meta, refs
+
+
+def dataset_responses(spec: str, refs: Sequence[dict[str, str]]) -> tuple[list[str], int]:
+    """The dataset's reference responses named by `ref:<model>` (e.g. ref:gpt-4), and how many
+    tasks lack one (those count as empty responses, so they lose; the count is reported)."""
+    name = spec[len(REF_PREFIX):]
+    texts = [r.get(name) for r in refs]
+    return [t or "" for t in texts], sum(t is None for t in texts)
 
 
 def generate(spec: str, contexts: Sequence[JudgeContext], cache_dir: Path, max_tokens: int
@@ -116,11 +129,16 @@ def _mean(values: Sequence[float]) -> float | None:
 def evaluate(cfg: Any, argv: Sequence[str]) -> Path:
     """Run the whole evaluation for a WildBenchConfig; returns OUT/wildbench.json."""
     out, cache = Path(cfg.out), Path(cfg.out) / "cache"
-    contexts, meta = load_contexts(cfg.data, cfg.limit)
+    contexts, meta, refs = load_contexts(cfg.data, cfg.limit)
     if not contexts:
         raise SystemExit(f"wildsim eval wildbench: no tasks in {cfg.data!r}")
     models = [cfg.model_a, *[b for b in cfg.model_b if b != cfg.model_a]]
-    responses = {m: generate(m, contexts, cache, cfg.gen_max_tokens) for m in models}
+    responses, missing_refs = {}, {}
+    for m in models:
+        if m.startswith(REF_PREFIX):
+            responses[m], missing_refs[m] = dataset_responses(m, refs)
+        else:
+            responses[m] = generate(m, contexts, cache, cfg.gen_max_tokens)
     judges = load_judges(cfg.judges, cache)
     settings = JudgeSettings(cfg.judge_max_tokens, cfg.json_schema)
     result: dict[str, Any] = {
@@ -128,6 +146,7 @@ def evaluate(cfg: Any, argv: Sequence[str]) -> Path:
         "prompt_version": PROMPT_VERSION, "n_tasks": len(contexts),
         "tag_groups": agg.tag_group_counts(tag for _, tag in meta),
         "empty_responses": {m: sum(not r.strip() for r in rs) for m, rs in responses.items()},
+        "missing_dataset_references": missing_refs,
         "smoke_test": any(rep.is_small_model(j) for j in cfg.judges),
         "references": {},
     }

@@ -12,7 +12,8 @@ and win-rate statistics. Every chat call goes through a CachedChatEngine under O
 by (engine, prompt, sampling), so a killed run picks up where it stopped. Writes
 OUT/wildbench.json (per-task verdicts, aggregates, parse failures, the command line),
 OUT/report.md, OUT/wildbench.png and OUT/config.yaml. `--model-b` may be repeated: each reference
-is compared in turn and WB-Reward (mix) is the mean over references.
+is compared in turn and WB-Reward (mix) is the mean over references; `--model-b ref:gpt-4` takes
+the responses stored in the tasks' `references` field instead of generating them.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class WildBenchConfig:
     """Settings of one WildBench evaluation."""
 
     model_a: str = option("", help="engine spec of the model under test (e.g. hf:runs/rl/final)")
-    model_b: list[str] = option([], help="engine spec(s) of the reference model(s); each is "
-                                "compared with model_a in turn")
+    model_b: list[str] = option([], help="engine spec(s) of the reference model(s), or "
+                                "ref:<name> for the dataset's own reference responses (e.g. "
+                                "ref:gpt-4); each is compared with model_a in turn")
     judges: list[str] = option([], help="judge engine spec(s); verdicts are combined over judges "
                                "(reward/score: mean; checklist: per-item majority)")
     mode: Literal["reward", "checklist", "score"] = option(

@@ -192,3 +192,15 @@ def test_shipped_configs_parse(name, tmp_path):
     path = Path(__file__).parents[1] / "configs" / "eval" / name
     cfg = wildbench.parse_args(["--config", str(path), "--out", str(tmp_path)])
     assert cfg.model_a and cfg.model_b and cfg.judges and cfg.out == str(tmp_path)
+
+
+def test_dataset_reference_responses_as_model_b(server, tmp_path):
+    records = [_record("q1", ["ok?"]), dict(_record("q2", ["ok?"]), references={})]
+    data = tmp_path / "wb.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = _run(server, str(data), tmp_path / "out", "--mode", "score", "--model-b", "ref:gpt-4")
+    assert result["missing_dataset_references"] == {"ref:gpt-4": 1}
+    ref = result["models"]["ref:gpt-4"]["summary"]
+    # q1: the stored reference "ref" scores 4 -> -2; q2 has none: empty, scored 1 -> -8
+    assert ref["mean"]["mean"] == pytest.approx((-2 - 8) / 2)
+    assert server.calls["ref-model"] == 2 and "ref:gpt-4" not in server.calls
