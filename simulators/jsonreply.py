@@ -8,7 +8,9 @@ succeeded is reported so fallbacks can be counted:
 1. "json":  the first JSON object of the reply has a response field (engines.jsonparse);
 2. "field": a response field read out of text that is not a parseable object;
 3. "raw":   the reply itself, stripped of obvious wrappers (code fences, a "User:" label, a
-            continuation that starts speaking as the assistant, surrounding quotes).
+            continuation that starts speaking as the assistant, surrounding quotes, a reply that
+            is only a parenthesised stage direction).
+`drop_echoes` removes lines that copy the simulator's instructions (a common small-model failure).
 
 Ending. The user ends the conversation by writing the sentinel `<END>` (any case) in the
 response, alone or after a last message ("thanks, that's all <END>"). The sentinel is removed
@@ -29,6 +31,7 @@ METHODS = ("json", "field", "raw")
 
 _USER_LABEL = re.compile(r"^\s*(?:\*\*)?(?:user|me|human|response|reply|message)\s*(?:\*\*)?\s*:\s*(?:\*\*)?\s*",
                          re.I)
+_STAGE_DIRECTION = re.compile(r"\([^()]*\)", re.S)
 _OTHER_SPEAKER = re.compile(r"^\s*(?:\*\*)?(?:assistant|ai|bot|system|chatbot)\s*(?:\*\*)?\s*:", re.I | re.M)
 
 
@@ -72,7 +75,27 @@ def strip_wrappers(text: str) -> str:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
+    if _STAGE_DIRECTION.fullmatch(text):  # "(I will now greet the assistant.)" is not said
+        return ""
     return text
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def drop_echoes(text: str, source: str, min_chars: int = 12) -> tuple[str, int]:
+    """(text without the lines that copy `source`, number of lines dropped). A line is an echo
+    when, lower-cased with punctuation removed, it has at least `min_chars` characters and occurs
+    in `source` (small models often repeat their instructions instead of playing the user)."""
+    source_norm, kept, dropped = _norm(source), [], 0
+    for line in text.split("\n"):
+        norm = _norm(line)
+        if len(norm) >= min_chars and f" {norm} " in f" {source_norm} ":
+            dropped += 1
+        else:
+            kept.append(line)
+    return "\n".join(kept).strip(), dropped
 
 
 def _as_text(value: object) -> str | None:
@@ -118,6 +141,7 @@ def parse_user_reply(text: str, sentinel: str = END_SENTINEL) -> ParsedReply:
 class ReplyStats:
     """Counters over every reply a simulator has read (its metrics; see `as_metrics`).
 
+    echo_lines: lines dropped because they copied the simulator's own instructions
     empty_retries: replies resampled because they said nothing without ending
     empty_defaults: replies still empty after the resample, replaced by a stock user turn
     """
@@ -125,6 +149,7 @@ class ReplyStats:
     replies: int = 0
     methods: dict[str, int] = field(default_factory=lambda: dict.fromkeys(METHODS, 0))
     ends: int = 0
+    echo_lines: int = 0
     empty_retries: int = 0
     empty_defaults: int = 0
 
@@ -142,6 +167,7 @@ class ReplyStats:
         rate = self.json_fallbacks / self.replies if self.replies else 0.0
         out = {f"{prefix}/replies": float(self.replies), f"{prefix}/json_fallback_rate": rate,
                f"{prefix}/json_fallbacks": float(self.json_fallbacks),
+               f"{prefix}/echo_lines": float(self.echo_lines),
                f"{prefix}/empty_retries": float(self.empty_retries),
                f"{prefix}/empty_defaults": float(self.empty_defaults)}
         out.update({f"{prefix}/parsed_{m}": float(n) for m, n in self.methods.items()})

@@ -2,8 +2,9 @@
 
 An instruction-tuned LLM is told to play a user who wants what the task's hidden intent says. It
 sees the conversation with roles flipped: a system prompt holding the intent (and a persona when
-the simulator has a persona bank), then a fixed cue as the first "user" message, then its own
-past turns as "assistant" and the policy's turns as "user". It answers with a JSON object
+the simulator has a persona bank), then a fixed greeting as the first "user" message (the
+assistant's side opening the chat; the policy never sees it), then its own past turns as
+"assistant" and the policy's turns as "user". It answers with a JSON object
 `{"thought": ..., "response": ...}`; only `response` is said (simulators/jsonreply.py reads it,
 with counted fallbacks for replies that are not valid JSON).
 
@@ -17,9 +18,10 @@ GRPO group, held fixed across the group's samples (simulators/persona.py).
 Ending: the user ends the conversation by writing `<END>` in its response (alone, or after a
 last message); the sentinel is never said. An opening cannot end the conversation.
 
-Empty replies: a reply that says nothing and does not end (a small model that produced only
+Empty replies: lines that copy the simulator's own system prompt, intent included, are dropped
+(small models echo their prompt; copying the intent verbatim is never a real user turn). A reply that then says nothing and does not end (a small model that produced only
 broken JSON, say) is resampled once in one batched call; if still empty, a stock user turn is
-used. Both are counted (`stats`, and episode.sim_details["empty_defaults"]).
+used. All are counted (`stats`, and episode.sim_details["echo_lines"] / ["empty_defaults"]).
 
 Determinism: each engine call gets a seed derived from the simulator seed and the batch's
 (group, sample, user-turn index) keys, so a run repeats exactly for the same seed and batches.
@@ -29,12 +31,14 @@ Defaults follow the published recipe: temperature 0.7, top-p 0.9, at most 1024 t
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from typing import Any, Sequence
 
 from corpora.types import Episode, Message
 from engines.base import Sampling
 from simulators.base import SIMULATOR_KINDS, UserTurn
-from simulators.jsonreply import END_SENTINEL, ParsedReply, ReplyStats, parse_user_reply
+from simulators.jsonreply import (END_SENTINEL, ParsedReply, ReplyStats, drop_echoes,
+                                  parse_user_reply)
 from simulators.persona import Persona, group_key, load_personas, persona_for
 
 DEFAULT_SAMPLING = Sampling(temperature=0.7, top_p=0.9, max_tokens=1024)
@@ -60,7 +64,7 @@ Answer with one JSON object and nothing else:
 {{"thought": "<one short sentence: what you want next>", "response": "<exactly what you type to the assistant>"}}"""
 
 PERSONA_LINE = "\nYour manner in this conversation: {description}\n"
-OPENING_CUE = "(The chat is open. Type your first message to the assistant.)"
+OPENING_CUE = "Hello! What can I help you with today?"
 EMPTY_ASSISTANT = "(the assistant sent an empty message)"
 STOCK_OPENING = "Hi, can you help me with something?"
 STOCK_REPLY = "Can you go on? I'm not sure that answers what I need."
@@ -182,8 +186,13 @@ class RolePlaySimulator:
         return self.sampling.with_(seed=batch_seed(self.seed, keys, attempt),
                                    json_schema=REPLY_SCHEMA if self.json_schema else None)
 
-    def _read(self, episode: Episode, reply: str) -> ParsedReply:
+    def _read(self, episode: Episode, reply: str, prompt: list[Message]) -> ParsedReply:
         parsed = parse_user_reply(reply, self.sentinel)
+        said, echoes = drop_echoes(parsed.response, prompt[0].content + "\n" + OPENING_CUE)
+        if echoes:
+            parsed = replace(parsed, response=said)
+            self.stats.echo_lines += echoes
+            episode.sim_details["echo_lines"] = episode.sim_details.get("echo_lines", 0) + echoes
         self.stats.add(parsed)
         if parsed.fallback:
             episode.sim_details["json_fallbacks"] = episode.sim_details.get("json_fallbacks", 0) + 1
@@ -195,14 +204,14 @@ class RolePlaySimulator:
             return []
         prompts = [self.conversation(ep, opening=opening) for ep in episodes]
         replies = self.engine.chat(prompts, self._sampling(episodes, 0))
-        parsed = [self._read(ep, r) for ep, r in zip(episodes, replies)]
+        parsed = [self._read(ep, r, p) for ep, r, p in zip(episodes, replies, prompts)]
         empty = [i for i, p in enumerate(parsed) if not p.response and (opening or not p.ends)]
         if empty:
             self.stats.empty_retries += len(empty)
             again = self.engine.chat([prompts[i] for i in empty],
                                      self._sampling([episodes[i] for i in empty], 1))
             for i, reply in zip(empty, again):
-                parsed[i] = self._read(episodes[i], reply)
+                parsed[i] = self._read(episodes[i], reply, prompts[i])
         return [self._turn(ep, p, opening) for ep, p in zip(episodes, parsed)]
 
     def _turn(self, episode: Episode, parsed: ParsedReply, opening: bool) -> UserTurn:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engines.jsonparse import extract_field, extract_json_object, strip_code_fences
-from simulators.jsonreply import ReplyStats, parse_user_reply, split_sentinel, strip_wrappers
+from simulators.jsonreply import (ReplyStats, drop_echoes, parse_user_reply, split_sentinel,
+                                  strip_wrappers)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -74,3 +75,11 @@ def test_reply_stats_metrics():
     assert metrics["sim/replies"] == 3 and metrics["sim/json_fallbacks"] == 1
     assert metrics["sim/json_fallback_rate"] == pytest.approx(1 / 3)
     assert stats.ends == 1 and metrics["sim/parsed_raw"] == 1
+
+
+def test_drop_echoes():
+    source = "You are playing a human user. Write like a real person typing into a chat box."
+    assert drop_echoes("write like a real person, typing into a chat box!\nhi", source) == ("hi", 1)
+    assert drop_echoes("hello there", source) == ("hello there", 0)
+    assert drop_echoes("human user", source) == ("human user", 0)  # too short to call an echo
+    assert drop_echoes("ing a human user", source) == ("ing a human user", 0)  # whole words only

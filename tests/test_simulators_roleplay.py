@@ -162,3 +162,18 @@ def test_persona_goes_into_the_system_prompt_and_onto_the_episode():
 def test_bad_opening_is_rejected():
     with pytest.raises(ValueError, match="opening must be one of"):
         RolePlaySimulator(ScriptedChat(json_reply("x")), opening="user")
+
+
+def test_lines_copying_the_instructions_are_dropped_and_counted():
+    sim = RolePlaySimulator(ScriptedChat(
+        lambda conv: "Write like a real person typing into a chat box\nok but make it rhyme"))
+    ep = episode(messages=[Message("user", "x"), Message("assistant", "y")])
+    assert sim.reply([ep])[0].text == "ok but make it rhyme"
+    assert ep.sim_details["echo_lines"] == 1 and sim.metrics()["sim/echo_lines"] == 1.0
+
+
+def test_a_reply_that_only_echoes_or_narrates_gets_the_stock_turn():
+    replies = iter([INTENT, "(I will now greet the assistant.)"])
+    sim = RolePlaySimulator(ScriptedChat(lambda conv: next(replies)))
+    turn = sim.reply([episode(messages=[Message("user", "x"), Message("assistant", "y")])])[0]
+    assert turn.text == STOCK_REPLY and sim.stats.empty_defaults == 1
