@@ -132,7 +132,8 @@ def pos_tags(text: str) -> list[str]:
     tags, prev = [], None
     for w in words(text):
         tags.append(_tag_one(w, prev))
-        prev = w.lower()
+        if tags[-1] != "ADV":  # "can quickly write": the context skips adverbs
+            prev = w.lower()
     return tags
 
 
