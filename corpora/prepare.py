@@ -32,7 +32,7 @@ from tqdm import tqdm
 from corpora import filters
 from corpora.records import DataError, dumps
 from corpora.splits import DEFAULT_FRACTIONS, DEFAULT_SEED, SPLITS, assign_users, split_counts
-from corpora.wildchat import WildChatConversation, parse_raw, raw_records
+from corpora.wildchat import WildChatConversation, check_source, parse_raw, raw_records
 
 
 @dataclass
@@ -113,37 +113,38 @@ def count_first_turns(source: str, limit: int, strict: bool, max_repeats: int) -
     return filters.frequent_ngrams(first_turns(), max_repeats)
 
 
-def filter_records(source: str, limit: int, frequent: set[int], report: PrepareReport
-                   ) -> tuple[dict[int, str], dict[str, str | None], dict[str, str]]:
+def filter_records(source: str, limit: int, frequent: set[int], report: PrepareReport,
+                   sessions: set[str]) -> tuple[dict[int, str], dict[str, str | None], set[str]]:
     """Pass 2: apply the filters. Returns kept record index -> user key, user key -> country,
-    and conversation_hash -> user key (of kept records, for forcing WildBench sessions)."""
+    and the users of every valid conversation whose hash is in `sessions` (kept or not: such a
+    user's other conversations must stay out of train and validation)."""
     kept: dict[int, str] = {}
     users: dict[str, str | None] = {}
-    hash_users: dict[str, str] = {}
+    session_users: set[str] = set()
     for raw in tqdm(raw_records(source, limit), desc="pass 2/3 filter", unit="rec"):
         report.read += 1
         conv = _parse(raw, strict=False)
         if isinstance(conv, DataError):
-            report.drop(raw.where, filters.SCHEMA_ERROR, str(conv))
+            report.drop(getattr(conv, "where", raw.where), filters.SCHEMA_ERROR, str(conv))
             continue
+        if conv.conversation_hash in sessions:
+            session_users.add(conv.user_key)
         reason = filters.first_reason(conv) or filters.templated_first_turn(conv, frequent)
         if reason:
             report.drop(conv.where, reason)
             continue
         kept[raw.index] = conv.user_key
         users[conv.user_key] = conv.country
-        hash_users[conv.conversation_hash] = conv.user_key
-    return kept, users, hash_users
+    return kept, users, session_users
 
 
-def forced_users(force_from: str, hash_users: dict[str, str]) -> set[str]:
-    """Users whose conversation hash is a session_id of the WildBench source."""
+def forced_sessions(force_from: str) -> set[str]:
+    """The session_ids of a WildBench source (empty when none is given)."""
     if not force_from:
         return set()
     from corpora.wildbench import iter_wildbench
 
-    sessions = {task.session_id for task in iter_wildbench(force_from)}
-    return {hash_users[s] for s in sessions if s in hash_users}
+    return {task.session_id for task in iter_wildbench(force_from)}
 
 
 def write_splits(source: str, limit: int, out: Path, kept: dict[int, str],
@@ -173,9 +174,11 @@ def prepare(args: argparse.Namespace) -> PrepareReport:
         assign_users({}, tuple(args.fractions))
     except ValueError as err:
         raise DataError(str(err)) from None
+    check_source(args.source)
+    sessions = forced_sessions(args.force_test_from)
     frequent = count_first_turns(args.source, args.limit, args.strict, args.max_ngram_repeats)
-    kept, users, hash_users = filter_records(args.source, args.limit, frequent, report)
-    forced = forced_users(args.force_test_from, hash_users)
+    kept, users, session_users = filter_records(args.source, args.limit, frequent, report, sessions)
+    forced = session_users & set(users)
     split_of = assign_users(users, tuple(args.fractions), args.seed, forced)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -83,23 +83,19 @@ def iter_records(path: str | Path) -> Iterator[RawRecord]:
 
 def _iter_json(file: Path) -> Iterator[RawRecord]:
     try:
-        handle = file.open("r", encoding="utf-8")
-        first = handle.read(1)
-        while first and first.isspace():
-            first = handle.read(1)
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{file}: cannot read ({err})") from None
-    with handle:
-        if first == "[":
-            yield from _iter_json_array(file, first + handle.read())
-            return
-        handle.seek(0)
-        try:
+        with file.open("r", encoding="utf-8") as handle:
+            if handle.read(4096).lstrip().startswith("["):
+                handle.seek(0)
+                yield from _iter_json_array(file, handle.read())
+                return
+            handle.seek(0)
             for number, line in enumerate(handle, 1):
                 if line.strip():
                     yield _parse_line(f"{file.name} line {number}", line)
-        except UnicodeDecodeError as err:
-            raise DataError(f"{file}: not UTF-8 text ({err})") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{file}: not UTF-8 text ({err})") from None
+    except OSError as err:
+        raise DataError(f"{file}: cannot read ({err})") from None
 
 
 def _parse_line(where: str, line: str) -> RawRecord:

@@ -365,7 +365,7 @@ def build_record(rng: random.Random, user: User, turns: list[Turn], when: dateti
         "model": rng.choices([m for m, _ in MODELS], [w for _, w in MODELS])[0],
         "timestamp": when.isoformat(), "conversation": utterances,
         "turn": sum(t.role == "user" for t in turns),
-        "language": max(set(languages), key=languages.count),
+        "language": max(sorted(set(languages)), key=languages.count) if languages else "English",
         "openai_moderation": openai, "detoxify_moderation": detox,
         "toxic": any(t.toxic for t in turns), "redacted": any(t.redacted for t in turns),
         "state": user.state, "country": user.country, "hashed_ip": user.hashed_ip,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from corpora.records import (DataError, RawRecord, SchemaError, iter_hub, iter_records,
-                             looks_like_hub_name)
+                             looks_like_hub_name, record_files)
 from corpora.types import Message
 
 SAMPLE_PATH = Path(__file__).parent / "data" / "wildchat_sample.jsonl"
@@ -157,6 +157,12 @@ def parse_conversation(data: dict[str, Any], where: str) -> WildChatConversation
 def to_messages(conv: WildChatConversation) -> list[Message]:
     """The conversation as Messages (roles and contents only)."""
     return [Message(u.role, u.content) for u in conv.utterances]
+
+
+def check_source(source: str) -> None:
+    """DataError now (before any work starts) when a local source cannot be read."""
+    if source not in SAMPLE_NAMES and not looks_like_hub_name(source):
+        record_files(Path(source))
 
 
 def raw_records(source: str, limit: int = 0) -> Iterator[RawRecord]:
