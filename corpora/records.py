@@ -145,7 +145,8 @@ def iter_hub(name: str, split: str, config: str | None = None) -> Iterator[RawRe
     try:
         dataset = datasets.load_dataset(name, config, split=split)
     except Exception as err:  # network, auth and naming errors all end here
-        raise DataError(f"{name}: cannot load from the hub ({type(err).__name__}: {err})") from None
+        raise DataError(f"{name}: not a local file or folder, and cannot load it from the hub "
+                        f"({type(err).__name__}: {err})") from None
     for index, data in enumerate(dataset):
         yield RawRecord(f"{name} row {index}", dict(data), index=index)
 

@@ -170,7 +170,7 @@ def raw_records(source: str, limit: int = 0) -> Iterator[RawRecord]:
     if source in SAMPLE_NAMES:
         stream = iter_records(SAMPLE_PATH)
     elif looks_like_hub_name(source):
-        stream = iter_hub(source, split="train")
+        stream = iter_hub(source, split=f"train[:{limit}]" if limit else "train")
     else:
         stream = iter_records(source)
     for count, raw in enumerate(stream):
