@@ -92,3 +92,44 @@ def test_zoo_entry_loads_a_training_output_folder(tiny_model_dir, tmp_path):
     assert sim.engine.tokenizer.convert_tokens_to_ids(END_TOKEN) == len(sim.engine.tokenizer) - 1
     ep = Episode(task=tasks(1)[0], simulator="sft")
     assert sim.open([ep]) == ["please help me write a poem"]
+
+
+def _wildchat_record(i: int) -> dict:
+    turns = ["please help me write a poem", "sure here", "make it shorter", "ok"]
+    conv = [{"role": "user" if k % 2 == 0 else "assistant", "content": t, "language": "English",
+             "toxic": False, "redacted": False, "turn_identifier": 100 * i + k,
+             "hashed_ip": "ip" if k % 2 == 0 else None, "country": "France" if k % 2 == 0 else None,
+             "state": None, "header": {} if k % 2 == 0 else None,
+             "timestamp": None} for k, t in enumerate(turns)]
+    return {"conversation_hash": f"h{i}", "model": "gpt-4", "timestamp": "2023-04-11T05:52:56+00:00",
+            "turn": 2, "language": "English", "toxic": False, "redacted": False, "state": None,
+            "country": "France", "hashed_ip": "ip", "header": {}, "openai_moderation": [],
+            "detoxify_moderation": [], "conversation": conv, "intent": INTENT}
+
+
+def test_entry_script_trains_from_a_wildchat_file(tiny_model_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(_wildchat_record(i)) + "\n" for i in range(4)))
+    out = tmp_path / "out"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "trainers" / "train_simulator.py"), "--model", f"hf:{tiny_model_dir}",
+         "--data", str(data), "--split", "train", "--out", str(out), "--max_steps", "2",
+         "--global_batch_size", "2", "--per_device_batch_size", "2", "--cpu", "true"],
+        capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "4/4 conversations kept" in proc.stdout
+    assert f"simulator engine spec: hf:{tiny_model_dir.resolve()}@lora={out.resolve()}" in proc.stdout
+    assert "max_steps: 2" in (out / "config.yaml").read_text()
+
+    bad = subprocess.run([sys.executable, str(root / "trainers" / "train_simulator.py"),
+                          "--data", str(tmp_path / "missing")], capture_output=True, text=True,
+                         cwd=root, timeout=300)
+    assert bad.returncode == 2 and "no such file or folder" in bad.stderr
+    assert "Traceback" not in bad.stderr

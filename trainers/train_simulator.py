@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 
+from corpora.records import DataError
 from trainers.sft import SimulatorTrainConfig, train_simulator
 from wildsim.config import parse_config
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__)
     try:
         result = train_simulator(cfg)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, DataError) as err:
         print(f"wildsim train simulator: {err}", file=sys.stderr)
         return 2
     print(f"trained on {result.examples} conversations, {result.steps} steps, "
