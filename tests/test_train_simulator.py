@@ -33,12 +33,18 @@ def config(model_dir, out, lora: bool, max_steps: int = 8, **kw) -> SimulatorTra
 
 @pytest.mark.parametrize("lora", [True, False])
 def test_a_few_steps_lower_the_loss(tiny_model_dir, tmp_path, lora):
-    result = train_simulator(config(tiny_model_dir, tmp_path / "out", lora), tasks())
+    result = train_simulator(config(tiny_model_dir, tmp_path / "out", lora, save_merged=lora), tasks())
     assert result.examples == 8 and result.steps == 8
     assert result.losses[-1] < result.losses[0] - 0.05
     assert (tmp_path / "out" / "config.yaml").exists()
     weights = "adapter_model.safetensors" if lora else "model.safetensors"
     assert (tmp_path / "out" / weights).exists()
+    if lora:  # the merged copy loads as a plain model and knows the end token
+        merged = load_simulator_engine(f"hf:{tmp_path / 'out' / 'merged'}")
+        adapter = load_simulator_engine(str(tmp_path / "out"))
+        probe = adapter.render([Message("system", INTENT), Message("user", "hi")]) + [
+            adapter.tokenizer.convert_tokens_to_ids(END_TOKEN)]
+        assert torch.allclose(_logits(merged.model, probe), _logits(adapter.model, probe), atol=1e-4)
     assert result.spec == (f"hf:{tiny_model_dir.resolve()}@lora={(tmp_path / 'out').resolve()}"
                            if lora else f"hf:{(tmp_path / 'out').resolve()}")
 

@@ -14,6 +14,7 @@ What is saved in `out`:
   tied), the tokenizer with the new token, and `wildsim_simulator.json` naming the base model.
   Load it with the engine spec ``hf:<base path>@lora=<out>`` (the loader resizes the base
   embeddings to the adapter's tokenizer before attaching the adapter).
+  With `save_merged`, OUT/merged also holds the merged full model (``hf:`` or ``vllm:OUT/merged``).
 - full: the model and tokenizer (``hf:<out>``).
 - both: `config.yaml` (the effective config) and `train_log.jsonl` (the trainer's log history).
 """
@@ -86,6 +87,9 @@ class SimulatorTrainConfig:
                                          "mixed precision masters) or bfloat16 (large LoRA runs)")
     bf16: bool = option(False, help="train in bfloat16 mixed precision (GPUs; keep false on CPU)")
     cpu: bool = option(False, help="train on the CPU even if a GPU is present")
+    save_merged: bool = option(False, help="LoRA only: also save the adapter merged into the base "
+                               "as a full model in OUT/merged (serve it with vllm:OUT/merged; vLLM's "
+                               "LoRA cannot add the new token)")
     logging_steps: int = option(1, help="log the loss every this many optimiser steps")
     seed: int = option(42, help="seed for data order, dropout and initialisation")
     lora: LoraOptions = option(default_factory=LoraOptions, help="LoRA settings")
@@ -213,6 +217,10 @@ def save_outputs(cfg: SimulatorTrainConfig, trainer: Any, tokenizer: Any, base_p
         trainer.save_model(str(out))
         spec = f"hf:{out.resolve()}"
     tokenizer.save_pretrained(out)
+    if cfg.lora.enabled and cfg.save_merged:
+        merged = trainer.model.merge_and_unload()  # the run is over: the peft wrapper is not needed
+        merged.save_pretrained(out / "merged")
+        tokenizer.save_pretrained(out / "merged")
     with contextlib.suppress(OSError):  # the trainer's own folder, empty without checkpoints
         (out / "trainer").rmdir()
     save_config(cfg, out / "config.yaml")
