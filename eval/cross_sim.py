@@ -259,8 +259,9 @@ def run_cross_sim(cfg: CrossSimConfig, argv: Sequence[str] | None = None) -> Pat
 def summarize(cfg: CrossSimConfig, cells: dict[tuple[str, str], Cell], n_tasks: int,
               argv: Sequence[str] | None) -> dict[str, Any]:
     """The cross_sim.json content: config, command, matrix cells, paired comparisons."""
-    args = (level, n_boot, seed) = (cfg.level, cfg.n_boot, cfg.seed)
-    matrix = [cell_summary(cells[(a, s)], *args) for a in cfg.assistants for s in cfg.simulators]
+    level, n_boot, seed = cfg.level, cfg.n_boot, cfg.seed
+    matrix = [cell_summary(cells[(a, s)], level, n_boot, seed)
+              for a in cfg.assistants for s in cfg.simulators]
     pairs = [paired_comparison(cells[(a, s)], cells[(b, s)], cfg.tie_tol, level, n_boot, seed)
              for a, b in cfg.pairs() for s in cfg.simulators]
     reward_cfg = cfg.reward
