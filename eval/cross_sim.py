@@ -195,9 +195,10 @@ def build_eval_reward(cfg: CrossSimConfig) -> Any:
         if not cfg.cache:
             return engine
         from engines.cache import CachedChatEngine
+        from eval.wb_run import cache_batch_size
 
         return CachedChatEngine(engine, Path(cfg.out) / "cache" / "judge.jsonl",
-                                key_prefix=f"judge|{spec}")
+                                key_prefix=f"judge|{spec}", batch_size=cache_batch_size(spec))
 
     return build_reward(cfg.reward, engine_loader=loader)
 

@@ -50,6 +50,12 @@ def dataset_responses(spec: str, refs: Sequence[dict[str, str]]) -> tuple[list[s
     return [t or "" for t in texts], sum(t is None for t in texts)
 
 
+def cache_batch_size(spec: str) -> int:
+    """Requests per cached batch: answers are saved after each batch, so slow local engines
+    (CPU) save every 8 calls while HTTP servers get 64 at a time to keep them busy."""
+    return 64 if spec.startswith("openai:") else 8
+
+
 def generate(spec: str, contexts: Sequence[JudgeContext], cache_dir: Path, max_tokens: int
              ) -> list[str]:
     """Greedy responses of model `spec` to each task's conversation (history + query), cached."""
@@ -57,7 +63,7 @@ def generate(spec: str, contexts: Sequence[JudgeContext], cache_dir: Path, max_t
     from engines.spec import load_chat_engine
 
     engine = CachedChatEngine(load_chat_engine(spec), cache_dir / "generations.jsonl",
-                              key_prefix=f"gen|{spec}")
+                              key_prefix=f"gen|{spec}", batch_size=cache_batch_size(spec))
     convs = [[*c.history, Message("user", c.query)] for c in contexts]
     log.info("generating %d responses with %s", len(convs), spec)
     return engine.chat(convs, Sampling(temperature=0.0, max_tokens=max_tokens))
@@ -69,7 +75,8 @@ def load_judges(specs: Sequence[str], cache_dir: Path) -> dict[str, Any]:
     from engines.spec import load_chat_engine
 
     return {s: CachedChatEngine(load_chat_engine(s), cache_dir / "judge.jsonl",
-                                key_prefix=f"judge|{s}|{PROMPT_VERSION}") for s in specs}
+                                key_prefix=f"judge|{s}|{PROMPT_VERSION}",
+                                batch_size=cache_batch_size(s)) for s in specs}
 
 
 def reward_summary(tasks: Sequence[RewardTask], level: float, n_boot: int, seed: int
