@@ -1,6 +1,6 @@
 """`wildsim eval fidelity`: the distributional gap between real users and simulated ones.
 
-    wildsim eval fidelity --real real.jsonl --simulated roleplay=rp.jsonl \
+    wildsim eval fidelity --real real.jsonl --simulated roleplay=rp.jsonl \\
         --simulated sftuser=sft.jsonl --representation facets --k 500 --seed 42 --out runs/fid
 
 Reads conversations (JSONL, one record per line with `conversation` — or `messages`, as in

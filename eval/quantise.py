@@ -6,9 +6,11 @@ seeded; the restart with the lowest inertia is kept). One clustering serves all 
 histograms are over the same bins. k defaults to 500 and is capped for small inputs at MAUVE's
 round(min n / 10), never below 2 (`choose_k`).
 
-Backends: scikit-learn (Lloyd, stops early when converged) or faiss (faster on large inputs; it
-trains on at most 256 points per centroid, sampled with the seed, then assigns every point).
-`backend="auto"` picks faiss above 20,000 pooled points when it is installed.
+Backends: scikit-learn (k-means++ starts, Lloyd until the centres stop moving) or faiss-cpu for
+large inputs: k-means++ starts (drawn from at most 20·k points), Lloyd iterations with faiss
+nearest-centroid search until the inertia improves by less than 1e-6 (relative) or 500 iterations, trained on at most 256 points
+per centroid (sampled with the seed), then every point assigned. `backend="auto"` picks faiss
+above 5,000 pooled points when it is installed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FAISS_ABOVE = 20_000
+FAISS_ABOVE = 5_000
 
 
 def choose_k(requested: int, sizes: list[int]) -> int:
@@ -64,18 +66,65 @@ class Quantisation:
 def _kmeans_sklearn(x: np.ndarray, k: int, restarts: int, iters: int, seed: int):
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=k, n_init=restarts, max_iter=iters, random_state=seed).fit(x)
+    km = KMeans(n_clusters=k, n_init=restarts, max_iter=iters, random_state=seed).fit(
+        x.astype(np.float32))
     return km.labels_.astype(np.int64), float(km.inertia_)
 
 
-def _kmeans_faiss(x: np.ndarray, k: int, restarts: int, iters: int, seed: int):
+def _assign(index, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dist, idx = index.search(x, 1)
+    return idx[:, 0], dist[:, 0]
+
+
+def _lloyd_faiss(x: np.ndarray, k: int, iters: int, tol: float, rng) -> tuple[np.ndarray, float]:
+    """One k-means run on x (n, d) float32, seeded by k-means++ on at most 20·k of its points:
+    Lloyd iterations with faiss assignment until the inertia improves by less than `tol`
+    (relative) or `iters` is reached.
+    An emptied cluster is re-seeded at a random point. Returns centroids (k, d), inertia."""
+    import faiss
+    from scipy.sparse import csr_matrix
+
+    from sklearn.cluster import kmeans_plusplus
+
+    n, d = x.shape
+    seed_pool = x[rng.choice(n, size=min(n, 20 * k), replace=False)]
+    centroids, _ = kmeans_plusplus(seed_pool, k, random_state=int(rng.integers(2**31)))
+    centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+    index, prev = faiss.IndexFlatL2(d), np.inf
+    for _ in range(iters):
+        index.reset()
+        index.add(centroids)
+        labels, dist = _assign(index, x)
+        inertia = float(dist.sum())
+        if np.isfinite(prev) and prev - inertia <= tol * prev:
+            break
+        prev = inertia
+        members = csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(k, n))
+        sizes = np.asarray(members.sum(axis=1)).ravel()
+        sums = members @ x
+        filled = sizes > 0
+        centroids[filled] = sums[filled] / sizes[filled, None]
+        centroids[~filled] = x[rng.choice(n, size=int((~filled).sum()), replace=False)]
+    return centroids, inertia
+
+
+def _kmeans_faiss(x: np.ndarray, k: int, restarts: int, iters: int, seed: int, tol: float = 1e-6):
+    """Best of `restarts` runs of `_lloyd_faiss`, trained on at most 256 points per centroid
+    (sampled with the seed); every point is then assigned to the best centroids."""
     import faiss
 
     x = np.ascontiguousarray(x, dtype=np.float32)
-    km = faiss.Kmeans(x.shape[1], k, niter=iters, nredo=restarts, seed=seed, verbose=False)
-    km.train(x)
-    dist, idx = km.index.search(x, 1)
-    return idx[:, 0].astype(np.int64), float(dist.sum())
+    rng = np.random.default_rng(seed)
+    train = x if len(x) <= 256 * k else x[np.sort(rng.choice(len(x), 256 * k, replace=False))]
+    best, best_inertia = None, np.inf
+    for _ in range(restarts):
+        centroids, inertia = _lloyd_faiss(train, k, iters, tol, rng)
+        if inertia < best_inertia:
+            best, best_inertia = centroids, inertia
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(best)
+    labels, dist = _assign(index, x)
+    return labels.astype(np.int64), float(dist.sum())
 
 
 def _pick_backend(backend: str, n: int) -> str:

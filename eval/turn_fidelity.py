@@ -2,7 +2,7 @@
 its next user turn with the real one.
 
     wildsim eval turn-fidelity --real data/test.jsonl --simulator sftuser --out runs/turnfid
-    wildsim eval turn-fidelity --real data/test.jsonl --simulator roleplay2 \
+    wildsim eval turn-fidelity --real data/test.jsonl --simulator roleplay2 \\
         --zoo configs/simulators.yaml --engine_override builtin:smollm2-135m-instruct --max_points 50
 
 A replay point is a real prefix ending with an assistant turn; the real "next move" is the user's

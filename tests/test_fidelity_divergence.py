@@ -117,3 +117,19 @@ def test_optimal_mixture_on_the_boundary_puts_zero_weight():
     real = np.array([50, 50, 0])
     fit = optimal_mixture(real, [np.array([50, 50, 0]), np.array([0, 0, 100])])
     assert fit.weights[1] < 1e-3 and fit.kkt_violation < 1e-3
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "faiss"])
+def test_both_kmeans_backends_find_planted_clusters(backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss")
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(4, 6)) * 4
+    z = rng.integers(0, 4, 400)
+    x = centres[z] + rng.normal(size=(400, 6)) * 0.05
+    q = quantise([x[:200], x[200:]], k=4, seed=3, backend=backend)
+    assert q.backend == backend
+    labels = np.concatenate(q.labels)
+    # every planted cluster maps to exactly one k-means cluster
+    assert all(len(set(labels[z == c])) == 1 for c in range(4))
+    assert len(set(labels)) == 4
