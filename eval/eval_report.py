@@ -74,8 +74,8 @@ def write_json(path: str | Path, data: Any) -> Path:
 def bar_chart(path: str | Path, labels: Sequence[str], values: Sequence[float | None],
               lows: Sequence[float | None], highs: Sequence[float | None], *, title: str,
               ylabel: str, reference: float | None = None) -> Path:
-    """Bars with interval whiskers (missing values drawn as empty bars); `reference` draws a
-    dashed horizontal line (e.g. 0.5 for a win rate, 0 for a reward)."""
+    """Bars with interval whiskers (a missing value gets no bar and an "n/a" label); `reference`
+    draws a dashed horizontal line (e.g. 0.5 for a win rate, 0 for a reward)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,6 +89,9 @@ def bar_chart(path: str | Path, labels: Sequence[str], values: Sequence[float | 
     ax.bar(xs, vals, yerr=[err_lo, err_hi], capsize=4, color="#4c72b0")
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle="--", linewidth=1)
+    for x, v in zip(xs, values):
+        if _missing(v):
+            ax.text(x, reference or 0.0, "n/a", ha="center", va="bottom", color="grey")
     ax.set_xticks(list(xs), list(labels), rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -123,10 +126,12 @@ def heatmap(path: str | Path, rows: Sequence[str], cols: Sequence[str],
     return _save(fig, path)
 
 
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _num(value: float | None, default: float = 0.0) -> float:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return default
-    return float(value)
+    return default if _missing(value) else float(value)
 
 
 def _save(fig: Any, path: str | Path) -> Path:

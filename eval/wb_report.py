@@ -63,6 +63,11 @@ def _reward_section(result: dict[str, Any], out: Path) -> list[str]:
     lines += [f"WB-Reward (mix, mean task-macro over references): {rep.fmt(mix.get('task_macro'))}",
               "", "![WB-Reward](wildbench.png)"]
     for ref, data in result["references"].items():
+        if data["summary"]["n_scored"] == 0:
+            lines += ["", f"No task against `{ref}` has a parsed verdict: the judge is too weak "
+                      "for the prompt, or its replies were cut by judge_max_tokens (see the "
+                      "replies in cache/judge.jsonl)."]
+            continue
         groups = data["summary"]["groups"]
         lines += ["", f"### Tag groups vs `{ref}`", "",
                   rep.md_table(["group", "weight", "tasks", "mean reward"],

@@ -204,3 +204,16 @@ def test_dataset_reference_responses_as_model_b(server, tmp_path):
     # q1: the stored reference "ref" scores 4 -> -2; q2 has none: empty, scored 1 -> -8
     assert ref["mean"]["mean"] == pytest.approx((-2 - 8) / 2)
     assert server.calls["ref-model"] == 2 and "ref:gpt-4" not in server.calls
+
+
+def test_no_parsed_verdict_is_reported_not_hidden(tmp_path):
+    def reply(body):
+        return "TEST x" if body["model"] == "test-model" else (
+            "REF y" if body["model"] == "ref-model" else "I like both.")
+
+    with ScriptedChatServer(reply) as srv:
+        result = _run(srv, _data(tmp_path, ["q1", "q2"]), tmp_path / "out")
+    s = result["references"][srv.spec("ref-model")]["summary"]
+    assert (s["n_scored"], s["n_unscored"], s["parse"]) == (0, 2, {"failed": 4})
+    assert s["mean"]["mean"] is None and s["task_macro"] is None
+    assert "No task against" in (tmp_path / "out" / "report.md").read_text()
