@@ -216,16 +216,19 @@ class DemoFinetuneResult:
 
 def run_demo_finetune(train: Sequence[Task], heldout: Sequence[Task], out: str | Path, *,
                       config: str | Path = "configs/simulators/demo_cpu.yaml",
-                      overrides: Sequence[str] = ()) -> DemoFinetuneResult:
+                      overrides: Sequence[str] = (), eval_max_length: int = 1024) -> DemoFinetuneResult:
     """Fine-tune the configured base (the demo: builtin SmolLM2-135M, LoRA, CPU) on `train`, then
-    compare untuned vs tuned on `heldout`. `overrides` are extra `--field value` flags."""
+    compare untuned vs tuned on `heldout`. `overrides` are extra `--field value` flags. Held-out
+    conversations are scored up to `eval_max_length` tokens (at least the training max_length),
+    so that cutting long conversations short does not hide where real users ended."""
     from trainers.sft import SimulatorTrainConfig, train_simulator
     from wildsim.config import parse_config
 
     cfg = parse_config(SimulatorTrainConfig, ["--config", str(config), "--out", str(out), *overrides])
     result = train_simulator(cfg, list(train))
     start = time.time()
-    scores = compare_simulators(cfg.model, str(out), heldout, max_length=cfg.max_length)
+    scores = compare_simulators(cfg.model, str(out), heldout,
+                                max_length=max(cfg.max_length, eval_max_length))
     return DemoFinetuneResult(
         spec=result.spec, train_conversations=result.examples, heldout_conversations=len(heldout),
         steps=result.steps, first_loss=result.losses[0] if result.losses else float("nan"),
