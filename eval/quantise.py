@@ -8,8 +8,9 @@ round(min n / 10), never below 2 (`choose_k`).
 
 Backends: scikit-learn (k-means++ starts, Lloyd until the centres stop moving) or faiss-cpu for
 large inputs: k-means++ starts (drawn from at most 20·k points), Lloyd iterations with faiss
-nearest-centroid search until the inertia improves by less than 1e-6 (relative) or 500 iterations, trained on at most 256 points
-per centroid (sampled with the seed), then every point assigned. `backend="auto"` picks faiss
+nearest-centroid search until the inertia improves by less than 1e-5 (relative) or 500
+iterations, trained on at most 256 points per centroid (sampled with the seed), then every point
+assigned. `backend="auto"` picks faiss
 above 5,000 pooled points when it is installed.
 """
 
@@ -108,7 +109,7 @@ def _lloyd_faiss(x: np.ndarray, k: int, iters: int, tol: float, rng) -> tuple[np
     return centroids, inertia
 
 
-def _kmeans_faiss(x: np.ndarray, k: int, restarts: int, iters: int, seed: int, tol: float = 1e-6):
+def _kmeans_faiss(x: np.ndarray, k: int, restarts: int, iters: int, seed: int, tol: float = 1e-5):
     """Best of `restarts` runs of `_lloyd_faiss`, trained on at most 256 points per centroid
     (sampled with the seed); every point is then assigned to the best centroids."""
     import faiss
