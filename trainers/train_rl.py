@@ -31,6 +31,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any, Literal, Sequence  # noqa: E402
 
 from corpora.types import Task  # noqa: E402
+from engines.base import Sampling  # noqa: E402
 from trainers.grpo import (EpisodeRollout, GRPOSettings, batch_layout, episode_metrics,  # noqa: E402
                            episode_reward_func, task_dataset, validate)
 from trainers.rollout import RolloutConfig  # noqa: E402
@@ -73,15 +74,21 @@ class SimulatorSection:
     zoo: str | None = option(None, help="zoo YAML file (default configs/simulators.yaml)")
     engine: str | None = option(None, help="engine spec replacing the zoo entry's own, e.g. "
                                 "builtin:smollm2-135m-instruct or openai:http://host:8000/v1#model")
+    dtype: str | None = option(None, help="dtype for local (builtin:/hf:) simulator engines, e.g. "
+                               "float32 on CPU, where bfloat16 ran ~4x slower; None = the zoo's")
+    max_tokens: int | None = option(None, help="cap on the simulator's tokens per user turn, "
+                                    "replacing the zoo entry's (None = the zoo's)")
 
 
 @dataclass
 class DataSection:
     source: str = option("sample", help="tasks: 'sample' (bundled WildChat sample), a prepared "
                          "split folder, a Task JSONL or a WildChat-schema file")
-    split: str | None = option("train", help="split to train on (None = every record)")
+    split: str | None = option(None, help="split to train on, e.g. train for a prepared folder "
+                               "(None = every record; the bundled sample has no splits)")
     limit: int = option(0, help="use at most this many training tasks (0 = all)")
-    val_split: str | None = option("validation", help="split used for validation rollouts")
+    val_split: str | None = option(None, help="split used for validation rollouts, e.g. "
+                                   "validation (None = the first val_limit training tasks)")
     val_limit: int = option(16, help="validation tasks per validation (0 = all)")
 
     def __post_init__(self) -> None:
@@ -107,10 +114,13 @@ class TrainRLConfig:
     report_to: str = option("none", help="extra TRL/transformers loggers: none, tensorboard, wandb")
     cpu: bool | None = option(None, help="train on CPU (None = when no GPU is visible)")
     html_max_episodes: int = option(400, help="episodes shown in transcripts.html (the latest)")
+    threads: int = option(0, help="torch CPU threads of this process; 0 = auto: one thread when "
+                          "other processes are running (two threads fighting other work for two "
+                          "cores ran generation ~10x slower than one), else one per core")
 
     def __post_init__(self) -> None:
-        if self.save_every < 0 or self.val_every < 0:
-            raise ValueError("save_every and val_every must be >= 0 (0 = off)")
+        if self.save_every < 0 or self.val_every < 0 or self.threads < 0:
+            raise ValueError("save_every, val_every and threads must be >= 0 (0 = off/default)")
         if not isinstance(self.reward, dict) or "kind" not in self.reward:
             raise ValueError("reward must be a mapping with a kind, e.g. "
                              "{kind: rule, rule: length_band, lo: 8, hi: 25}")
@@ -256,11 +266,53 @@ def _peft_config(lora: LoraSection):
                       target_modules=targets, task_type="CAUSAL_LM")
 
 
+def choose_threads(requested: int) -> int:
+    """`requested` when > 0; else 1 when other processes are runnable right now (the running count
+    of /proc/loadavg includes this process), else the number of cores."""
+    if requested > 0:
+        return requested
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        running = 1
+    return 1 if running > 1 else (os.cpu_count() or 1)
+
+
+def _engine_loader(dtype: str | None):
+    """Chat-engine loader for the simulator that applies `dtype` to local engines."""
+    from engines.spec import load_chat_engine, parse_spec
+
+    def load(spec: str, **options: Any):
+        if dtype and parse_spec(spec).backend in ("builtin", "hf"):
+            options = {"dtype": dtype, **options}
+        return load_chat_engine(spec, **options)
+
+    return load
+
+
+def _cap_simulator_tokens(simulator: Any, max_tokens: int | None) -> None:
+    """Apply simulator.max_tokens to a simulator (and a mixture's members) holding `sampling`."""
+    if max_tokens is None:
+        return
+    members = getattr(simulator, "members", {})
+    targets = [simulator, *(members.values() if isinstance(members, dict) else members)]
+    capped = 0
+    for sim in targets:
+        if isinstance(getattr(sim, "sampling", None), Sampling):
+            sim.sampling = sim.sampling.with_(max_tokens=max_tokens)
+            capped += 1
+    if not capped:
+        raise ConfigError(f"simulator.max_tokens: simulator {simulator.name!r} has no sampling "
+                          "settings to cap; leave it unset and set max_tokens in the zoo entry")
+
+
 def _check_tasks(cfg: TrainRLConfig, tasks: Sequence[Task]) -> None:
     if len(tasks) < cfg.grpo.prompts_per_step:
         raise ConfigError(f"data: {len(tasks)} training tasks from {cfg.data.source!r} "
                           f"(split {cfg.data.split!r}) but grpo.prompts_per_step is "
-                          f"{cfg.grpo.prompts_per_step}; use more data or fewer prompts per step")
+                          f"{cfg.grpo.prompts_per_step}; use more data or fewer prompts per step"
+                          + (" (do the records carry that split? --data.split null uses all)"
+                             if cfg.data.split else ""))
 
 
 def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, simulator: Any = None,
@@ -275,13 +327,17 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     out = Path(cfg.out)
     use_cpu = cfg.cpu if cfg.cpu is not None else not torch.cuda.is_available()
+    if use_cpu:
+        torch.set_num_threads(choose_threads(cfg.threads))
     tasks = list(tasks) if tasks is not None else load_tasks(cfg.data, cfg.data.split, cfg.data.limit)
     _check_tasks(cfg, tasks)
     if simulator is None:
         from simulators.zoo import load_simulator
 
         simulator = load_simulator(cfg.simulator.name, cfg.simulator.zoo,
-                                   engine_override=cfg.simulator.engine, seed=cfg.seed)
+                                   engine_override=cfg.simulator.engine, seed=cfg.seed,
+                                   engine_loader=_engine_loader(cfg.simulator.dtype))
+        _cap_simulator_tokens(simulator, cfg.simulator.max_tokens)
     if reward is None:
         from rewards import build_reward
 
@@ -320,7 +376,9 @@ def _validation(cfg: TrainRLConfig, val_tasks: Sequence[Task] | None, simulator:
                 reward: Any) -> dict[str, Any] | None:
     if not cfg.val_every:
         return None
-    if val_tasks is None:
+    if val_tasks is None and cfg.data.val_split is None:
+        val_tasks = load_tasks(cfg.data, cfg.data.split, cfg.data.val_limit or cfg.data.limit)
+    elif val_tasks is None:
         val_tasks = load_tasks(cfg.data, cfg.data.val_split, cfg.data.val_limit)
     if not val_tasks:
         raise ConfigError(f"val_every is {cfg.val_every} but data split {cfg.data.val_split!r} of "
