@@ -168,6 +168,7 @@ class TokenPolicy:
         self._states: dict[int, _TokenState] = {}
 
     def start(self, episodes: Sequence[Episode]) -> None:
+        self._states = {}  # one rollout at a time: forget the previous one's episodes
         for ep in episodes:
             ep.tokens = TokenView(prompt_ids=self.glue.prompt_ids(ep.messages[0].content,
                                                                   self.system_prompt))
