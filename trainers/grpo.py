@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from corpora.types import Episode, Task
 from engines.base import TokenOutput
@@ -192,7 +193,7 @@ class EpisodeRollout:
         episodes = self.episodes_for(prompts, step)
         acc = trainer.accelerator
         seed = self.seed * 1_000_003 + step * 1009 + acc.process_index
-        with _policy_engine(trainer, len(episodes)) as engine:
+        with policy_engine(trainer, len(episodes)) as engine:
             result = run_rollout(episodes, make_policy(engine, self.rollout.system_prompt),
                                  self.simulator, self.rollout, seed=seed,
                                  any_live=_any_live(acc))
@@ -205,31 +206,23 @@ class EpisodeRollout:
                 "episodes": result.episodes}
 
 
-class _policy_engine:
-    """Context manager yielding a TokenEngine over the trainer's live policy."""
+@contextmanager
+def policy_engine(trainer: Any, slots: int) -> Iterator[Any]:
+    """A TokenEngine over the trainer's live policy: TRL's vLLM generation when use_vllm, else an
+    HFEngine around the model unwrapped for generation (ZeRO-3 weights gathered, gradient
+    checkpointing off for the duration)."""
+    if trainer.use_vllm:
+        yield TRLVLLMEngine(trainer, slots)
+        return
+    from engines.hf import HFEngine
+    from trl.models import unwrap_model_for_generation
 
-    def __init__(self, trainer: Any, slots: int):
-        self.trainer, self.slots = trainer, slots
-        self._ctx = None
-
-    def __enter__(self):
-        if self.trainer.use_vllm:
-            return TRLVLLMEngine(self.trainer, self.slots)
-        from engines.hf import HFEngine
-        from trl.models import unwrap_model_for_generation
-
-        t = self.trainer
-        self._ctx = unwrap_model_for_generation(
-            t.model_wrapped, t.accelerator, gather_deepspeed3_params=t.args.ds3_gather_for_generation,
-            gradient_checkpointing_kwargs=t.args.gradient_checkpointing_kwargs)
-        model = self._ctx.__enter__()
-        return HFEngine(model, t.processing_class, eos_token_ids=t.eos_token_ids,
-                        batch_size=max(1, self.slots), name="policy")
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            return self._ctx.__exit__(*exc)
-        return False
+    with unwrap_model_for_generation(
+            trainer.model_wrapped, trainer.accelerator,
+            gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=trainer.args.gradient_checkpointing_kwargs) as model:
+        yield HFEngine(model, trainer.processing_class, eos_token_ids=trainer.eos_token_ids,
+                       batch_size=max(1, slots), name="policy")
 
 
 def _any_live(accelerator: Any) -> Callable[[bool], bool] | None:
@@ -309,7 +302,7 @@ def validate(trainer: Any, step: int, *, tasks: Sequence[Task], simulator: Any, 
 
     episodes = [Episode(task=t, simulator=simulator.name, group_id=f"val{step}:{t.task_id}")
                 for t in tasks]
-    with _policy_engine(trainer, len(episodes)) as engine:
+    with policy_engine(trainer, len(episodes)) as engine:
         result = run_rollout(episodes, make_policy(engine, rollout.system_prompt), simulator,
                              rollout, seed=seed * 7919 + step, any_live=_any_live(trainer.accelerator))
     for ep, res in zip(result.episodes, reward.score(result.episodes)):
