@@ -55,6 +55,9 @@ def test_batch_layout_published_recipe_on_8_processes():
     layout = batch_layout(s, num_processes=8)
     # 16 prompts × 5 = 80 episodes per update; 2 × 8 = 16 per micro-step -> 5 accumulation steps
     assert (layout.gradient_accumulation, layout.generation_batch_size, layout.updates_per_step) == (5, 320, 4)
+    twice = GRPOSettings(prompts_per_step=4, num_generations=4, per_device_batch_size=4,
+                         num_iterations=2)
+    assert batch_layout(twice, 1).updates_per_step == 2  # each rollout is optimised on twice
 
 
 def test_batch_layout_rejects_uneven_micro_batches():

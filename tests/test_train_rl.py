@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from corpora.types import Episode, Message, Task
-from trainers.runlog import RunLog, rename_trl_metrics, transcripts_html
+from trainers.runlog import RunLog, moving_average, rename_trl_metrics, transcripts_html
 from trainers.train_rl import TrainRLConfig, policy_model_dir
 from wildsim.config import ConfigError, from_dict
 
@@ -78,6 +78,10 @@ def test_config_validation_messages():
         policy_model_dir("hf:/models/base@lora=/adapters/x")
 
 
+def test_moving_average_by_hand():
+    assert moving_average([1, 2, 3, 6], 3) == [2.0, 11 / 3]
+
+
 def test_trl_metric_names_are_namespaced():
     renamed = rename_trl_metrics({"loss": 0.5, "kl": 0.1, "epoch": 1.0, "grad_norm": 2.0,
                                   "note": "text", "reward/mean": 0.3})
@@ -92,7 +96,8 @@ def test_run_log_writes_escaped_page_and_curve(tmp_path):
                  end_reason="turn_cap")
     log.episodes(0, [ep])
     log.metrics(0, {"reward/mean": 0.25, "reward/std": 0.1})
-    log.metrics(1, {"reward/mean": 0.5, "reward/std": 0.1})
+    for step in range(1, 6):
+        log.metrics(step, {"reward/mean": 0.1 * step, "reward/std": 0.1})
     log.finish()
     page = (tmp_path / "transcripts.html").read_text()
     assert "&lt;script&gt;" in page and "<script>" not in page and "reward 0.250" in page

@@ -15,8 +15,9 @@ One GRPO step, in order (DESIGN.md, "the data flow of one training step"):
 5. TRL computes group-normalised advantages and the clipped policy loss (+ k3 KL when beta > 0).
 
 Batch layout (`batch_layout`): a step rolls out prompts_per_step × num_generations episodes and
-makes prompts_per_step / minibatch_prompts optimizer updates, each over minibatch_prompts ×
-num_generations episodes split into micro-batches of per_device_batch_size per process.
+makes num_iterations × prompts_per_step / minibatch_prompts optimizer updates, each over
+minibatch_prompts × num_generations episodes split into micro-batches of per_device_batch_size
+per process.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class BatchLayout:
     per_device_batch_size: int   # episodes per micro-batch per process
     gradient_accumulation: int   # micro-batches per optimizer update
     generation_batch_size: int   # episodes per rollout, all processes (prompts × group)
-    updates_per_step: int        # optimizer updates per GRPO step
+    updates_per_step: int        # optimizer updates per GRPO step (num_iterations passes included)
 
 
 def batch_layout(s: GRPOSettings, num_processes: int) -> BatchLayout:
@@ -111,7 +112,8 @@ def batch_layout(s: GRPOSettings, num_processes: int) -> BatchLayout:
     return BatchLayout(per_device_batch_size=s.per_device_batch_size,
                        gradient_accumulation=minibatch // micro,
                        generation_batch_size=s.prompts_per_step * s.num_generations,
-                       updates_per_step=s.prompts_per_step // (s.minibatch_prompts or s.prompts_per_step))
+                       updates_per_step=s.num_iterations * s.prompts_per_step
+                       // (s.minibatch_prompts or s.prompts_per_step))
 
 
 def task_dataset(tasks: Sequence[Task]):

@@ -137,6 +137,11 @@ def transcripts_html(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Means of each run of `window` consecutive values (len(values) - window + 1 of them)."""
+    return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]
+
+
 def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Plot reward/mean (± reward/std) against step and save a PNG."""
     import matplotlib
@@ -149,6 +154,9 @@ def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     steps, means, stds = zip(*points)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.plot(steps, means, marker="o", ms=3, label="mean episode reward")
+    if len(means) >= 5:
+        smooth = moving_average(means, 3)
+        ax.plot(steps[1:-1], smooth, lw=2, label="3-step moving average")
     ax.fill_between(steps, [m - s for m, s in zip(means, stds)],
                     [m + s for m, s in zip(means, stds)], alpha=0.2, label="± 1 std")
     ax.set_xlabel("GRPO step")
