@@ -22,16 +22,13 @@ Termination F1
     (no ending on the first turns) are not applied: this measures the model itself.
 
 `compare_simulators(base, tuned, tasks)` scores an untuned base model and a fine-tuned one on
-the same conversations; `run_demo_finetune(...)` is the demo stage: fine-tune the builtin model
-on the sample's train split (CPU, LoRA) and compare on held-out conversations.
+the same conversations (the demo's simulator stage, wildsim/demo.py, calls it after training).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from corpora.types import Task
@@ -185,52 +182,3 @@ def compare_simulators(base: str, tuned: str, tasks: Sequence[Task], *, max_leng
         end_id = tokenizer.convert_tokens_to_ids(END_TOKEN)
         results[label] = score_model(model, examples, end_id, threshold=threshold, skipped=skipped)
     return results
-
-
-@dataclass
-class DemoFinetuneResult:
-    """The demo stage's figures."""
-
-    spec: str
-    train_conversations: int
-    heldout_conversations: int
-    steps: int
-    first_loss: float
-    last_loss: float
-    train_wall_s: float
-    eval_wall_s: float
-    untuned: SimulatorQuality
-    tuned: SimulatorQuality
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        u, t = self.untuned, self.tuned
-        return (f"simulator fine-tuning: {self.train_conversations} train conversations, "
-                f"{self.steps} steps in {self.train_wall_s:.0f} s (loss {self.first_loss:.3f} -> "
-                f"{self.last_loss:.3f}); on {self.heldout_conversations} held-out conversations: "
-                f"perplexity of real user turns {u.perplexity:.2f} untuned -> {t.perplexity:.2f} "
-                f"tuned; termination F1 {u.termination.f1:.3f} -> {t.termination.f1:.3f}")
-
-
-def run_demo_finetune(train: Sequence[Task], heldout: Sequence[Task], out: str | Path, *,
-                      config: str | Path = "configs/simulators/demo_cpu.yaml",
-                      overrides: Sequence[str] = (), eval_max_length: int = 1024) -> DemoFinetuneResult:
-    """Fine-tune the configured base (the demo: builtin SmolLM2-135M, LoRA, CPU) on `train`, then
-    compare untuned vs tuned on `heldout`. `overrides` are extra `--field value` flags. Held-out
-    conversations are scored up to `eval_max_length` tokens (at least the training max_length),
-    so that cutting long conversations short does not hide where real users ended."""
-    from trainers.sft import SimulatorTrainConfig, train_simulator
-    from wildsim.config import parse_config
-
-    cfg = parse_config(SimulatorTrainConfig, ["--config", str(config), "--out", str(out), *overrides])
-    result = train_simulator(cfg, list(train))
-    start = time.time()
-    scores = compare_simulators(cfg.model, str(out), heldout,
-                                max_length=max(cfg.max_length, eval_max_length))
-    return DemoFinetuneResult(
-        spec=result.spec, train_conversations=result.examples, heldout_conversations=len(heldout),
-        steps=result.steps, first_loss=result.losses[0] if result.losses else float("nan"),
-        last_loss=result.losses[-1] if result.losses else float("nan"), train_wall_s=result.wall_s,
-        eval_wall_s=time.time() - start, untuned=scores["untuned"], tuned=scores["tuned"])

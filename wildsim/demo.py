@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+from corpora.types import Task
 
 from wildsim.config import option, parse_config, save_config
 
@@ -81,9 +83,57 @@ def _split(out: Path) -> Path:
     return data
 
 
+@dataclass
+class DemoFinetuneResult:
+    """The demo stage's figures."""
+
+    spec: str
+    train_conversations: int
+    heldout_conversations: int
+    steps: int
+    first_loss: float
+    last_loss: float
+    train_wall_s: float
+    eval_wall_s: float
+    untuned: Any  # eval.simulator_quality.SimulatorQuality
+    tuned: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        u, t = self.untuned, self.tuned
+        return (f"simulator fine-tuning: {self.train_conversations} train conversations, "
+                f"{self.steps} steps in {self.train_wall_s:.0f} s (loss {self.first_loss:.3f} -> "
+                f"{self.last_loss:.3f}); on {self.heldout_conversations} held-out conversations: "
+                f"perplexity of real user turns {u.perplexity:.2f} untuned -> {t.perplexity:.2f} "
+                f"tuned; termination F1 {u.termination.f1:.3f} -> {t.termination.f1:.3f}")
+
+
+def run_demo_finetune(train: Sequence[Task], heldout: Sequence[Task], out: str | Path, *,
+                      config: str | Path = "configs/simulators/demo_cpu.yaml",
+                      overrides: Sequence[str] = (), eval_max_length: int = 1024) -> DemoFinetuneResult:
+    """Fine-tune the configured base (the demo: builtin SmolLM2-135M, LoRA, CPU) on `train`, then
+    compare untuned vs tuned on `heldout`. `overrides` are extra `--field value` flags. Held-out
+    conversations are scored up to `eval_max_length` tokens (at least the training max_length),
+    so that cutting long conversations short does not hide where real users ended."""
+    from eval.simulator_quality import compare_simulators
+    from trainers.sft import SimulatorTrainConfig, train_simulator
+
+    cfg = parse_config(SimulatorTrainConfig, ["--config", str(config), "--out", str(out), *overrides])
+    result = train_simulator(cfg, list(train))
+    start = time.time()
+    scores = compare_simulators(cfg.model, str(out), heldout,
+                                max_length=max(cfg.max_length, eval_max_length))
+    return DemoFinetuneResult(
+        spec=result.spec, train_conversations=result.examples, heldout_conversations=len(heldout),
+        steps=result.steps, first_loss=result.losses[0] if result.losses else float("nan"),
+        last_loss=result.losses[-1] if result.losses else float("nan"), train_wall_s=result.wall_s,
+        eval_wall_s=time.time() - start, untuned=scores["untuned"], tuned=scores["tuned"])
+
+
 def _simulator(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     from corpora.tasks import read_tasks
-    from eval.simulator_quality import run_demo_finetune
 
     data = _split(out)
     train = read_tasks(data, "train")
