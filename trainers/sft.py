@@ -102,8 +102,10 @@ class SimulatorTrainConfig:
                              f"per_device_batch_size ({self.per_device_batch_size})")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.min_learning_rate > self.learning_rate:
-            raise ValueError("min_learning_rate must not exceed learning_rate")
+        if not 0 <= self.min_learning_rate <= self.learning_rate:
+            raise ValueError("need 0 <= min_learning_rate <= learning_rate (learning_rate > 0)")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.dtype not in ("float32", "bfloat16", "float16", "auto"):
             raise ValueError(f"dtype must be float32, bfloat16, float16 or auto, got {self.dtype!r}")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -160,7 +162,9 @@ def sft_args(cfg: SimulatorTrainConfig, world_size: int) -> Any:
     return SFTConfig(
         output_dir=str(Path(cfg.out) / "trainer"), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate, lr_scheduler_type="cosine_with_min_lr",
-        lr_scheduler_kwargs={"min_lr": cfg.min_learning_rate}, warmup_steps=cfg.warmup_ratio,
+        # The floor as a ratio: DeepSpeed's optimizer wrapper has no `defaults` to divide by.
+        lr_scheduler_kwargs={"min_lr_rate": cfg.min_learning_rate / cfg.learning_rate},
+        warmup_steps=cfg.warmup_ratio,
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=accumulation, weight_decay=cfg.weight_decay,
         gradient_checkpointing=cfg.gradient_checkpointing, bf16=cfg.bf16, use_cpu=cfg.cpu,
