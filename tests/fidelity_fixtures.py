@@ -30,7 +30,7 @@ def utterance(behaviour: str, rng: random.Random) -> str:
             f"Hello, I hope you are well. I am preparing a {t} for my manager; could you please "
             f"review it carefully and suggest a few improvements?"])
     if behaviour == "shouty":
-        return rng.choice([f"THIS {t.upper()} IS WRONG!!! FIX IT NOW!!!", f"NO!!! THAT IS NOT WHAT I ASKED!!!",
+        return rng.choice([f"THIS {t.upper()} IS WRONG!!! FIX IT NOW!!!", "NO!!! THAT IS NOT WHAT I ASKED!!!",
                            f"WHY IS THE {t.upper()} STILL BROKEN?!?! DO IT AGAIN!!!"])
     if behaviour == "code":
         n = rng.randint(1, 9)
