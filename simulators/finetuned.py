@@ -246,32 +246,13 @@ def resolve_simulator_spec(spec_or_folder: str) -> str:
 def load_simulator_engine(spec: str, *, dtype: str = "float32", device: str | None = None) -> Any:
     """An engine for a fine-tuned simulator (spec or training output folder).
 
-    ``hf:<base>@lora=<adapter>`` is loaded here: the tokenizer comes from the adapter folder (it
-    has the end token), the base model's embeddings are resized to it before the adapter (which
-    carries the new token's trained rows) is attached. Every other spec goes through
-    engines.spec: a TokenEngine when the backend offers one, else a ChatEngine."""
+    Specs go through engines.spec: a TokenEngine when the backend offers one, else a ChatEngine.
+    For ``hf:<base>@lora=<adapter>`` engines.hf.load_hf takes the tokenizer from the adapter folder
+    (it has the end token) and resizes the base embeddings before attaching the adapter."""
     from engines import spec as specs
 
     parsed = specs.parse_spec(resolve_simulator_spec(spec))
-    if parsed.backend == "hf" and parsed.adapter:
-        return _load_hf_adapter(parsed, dtype=dtype, device=device)
     if parsed.backend == "openai":
         return specs.load_chat_engine(parsed)
     opts = {"dtype": dtype, "device": device} if parsed.backend == "hf" else {}
     return specs.load_token_engine(parsed, **{k: v for k, v in opts.items() if v is not None})
-
-
-def _load_hf_adapter(parsed: Any, *, dtype: str, device: str | None) -> Any:
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from engines.hf import HFEngine
-
-    tokenizer = AutoTokenizer.from_pretrained(parsed.adapter)
-    model = AutoModelForCausalLM.from_pretrained(parsed.model, dtype=getattr(torch, dtype))
-    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    model = PeftModel.from_pretrained(model, parsed.adapter)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-    return HFEngine(model, tokenizer, name=str(parsed))
