@@ -2,9 +2,10 @@
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fidelity.py              # 10k, 50k, 100k per set
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fidelity.py --sizes 10000 --k 100
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/fidelity.py --latent 192 --centres 300  # more PCA dims
 
 For each size n: n "real" and n "simulated" 384-d vectors drawn from a seeded Gaussian mixture
-(60 behaviour centres in a 48-d subspace plus isotropic noise; the simulated set reweights the
+(60 behaviour centres in a 48-d subspace, `--latent`, plus isotropic noise; the simulated set reweights the
 centres and drops a few), L2-normalised; then the full fidelity path — pool, PCA to 90% variance,
 k-means (k = 500, 5 restarts, at most 500 iterations), histograms, forward/backward KL, JS and
 1,000 bootstrap resamples — is timed phase by phase. Prints one line per size and the growth.
@@ -19,11 +20,13 @@ import time
 import numpy as np
 
 
-def synthetic_sets(n: int, dim: int = 384, centres: int = 60, seed: int = 0):
-    """(n, dim) real and simulated float32 embeddings from a seeded Gaussian mixture."""
+def synthetic_sets(n: int, dim: int = 384, centres: int = 60, seed: int = 0, latent: int = 48):
+    """(n, dim) real and simulated float32 embeddings from a seeded Gaussian mixture whose centres
+    and spread live in a `latent`-dimensional subspace (more latent dimensions → more PCA
+    dimensions kept → slower k-means)."""
     rng = np.random.default_rng(seed)
-    basis = rng.normal(size=(48, dim)) / np.sqrt(48)
-    mus = rng.normal(size=(centres, 48)) * 2.0
+    basis = rng.normal(size=(latent, dim)) / np.sqrt(latent)
+    mus = rng.normal(size=(centres, latent)) * 2.0
     w_real = rng.dirichlet(np.ones(centres))
     w_sim = w_real * rng.uniform(0.2, 2.0, centres)
     w_sim[:5] = 0.0  # behaviours the simulator lacks
@@ -31,17 +34,18 @@ def synthetic_sets(n: int, dim: int = 384, centres: int = 60, seed: int = 0):
 
     def draw(weights):
         z = rng.choice(centres, size=n, p=weights)
-        x = (mus[z] + rng.normal(size=(n, 48)) * 0.6) @ basis + rng.normal(size=(n, dim)) * 0.05
+        x = (mus[z] + rng.normal(size=(n, latent)) * 0.6) @ basis + rng.normal(size=(n, dim)) * 0.05
         return x.astype(np.float32)
 
     return draw(w_real), draw(w_sim)
 
 
-def run_once(n: int, k: int, backend: str, bootstrap: int) -> dict[str, float]:
+def run_once(n: int, k: int, backend: str, bootstrap: int, latent: int,
+             centres: int) -> dict[str, float]:
     from eval.divergence import bootstrap_divergences, divergences
     from eval.quantise import quantise
 
-    real, sim = synthetic_sets(n)
+    real, sim = synthetic_sets(n, centres=centres, latent=latent)
     t0 = time.perf_counter()
     q = quantise([real, sim], k=k, seed=42, backend=backend)
     t1 = time.perf_counter()
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="items per set (real and simulated each)")
     parser.add_argument("--k", type=int, default=500, help="clusters")
     parser.add_argument("--backend", default="auto", help="k-means backend: auto, sklearn or faiss")
+    parser.add_argument("--latent", type=int, default=48,
+                        help="dimensions of the subspace the synthetic behaviours live in")
+    parser.add_argument("--centres", type=int, default=60, help="synthetic behaviour centres")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     args = parser.parse_args(argv)
     try:
@@ -68,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} cores={os.cpu_count()}")
     results = []
     for n in args.sizes:
-        r = run_once(n, args.k, args.backend, args.bootstrap)
+        r = run_once(n, args.k, args.backend, args.bootstrap, args.latent,
+                     args.centres)
         results.append((n, r))
         print(f"n={n:>7} per set  k={r['k']}  pca_dims={r['dims']}  backend={r['backend']}  "
               f"quantise {r['quantise_s']:7.1f} s  divergences+bootstrap {r['divergences_s']:5.2f} s  "
