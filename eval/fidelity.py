@@ -7,7 +7,7 @@ Reads conversations (JSONL, one record per line with `conversation` — or `mess
 training transcripts — holding {role, content} utterances), represents every set (facets,
 utterances or style; eval.representations), quantises them into ONE shared set of behaviour
 clusters (eval.quantise) and compares each simulator's histogram with the real one
-(eval.divergence): forward KL, backward KL and JS with bootstrap intervals, the noise floor (two
+(eval.divergence): forward KL, backward KL, JS and MAUVE with bootstrap intervals, the noise floor (two
 random halves of the real set), JS between every pair of simulators, the optimal mixture of the
 simulators (eval.mixture) and the clusters they capture, miss or hallucinate (eval.clusters).
 Writes OUT/fidelity.json, OUT/report.md, OUT/*.png and OUT/config.yaml. See docs/fidelity.md.
@@ -189,6 +189,7 @@ def _standardise_pooled(represented, view: str) -> None:
 def run(cfg: FidelityConfig, command: str = "") -> dict[str, Any]:
     """Everything `wildsim eval fidelity` computes, as the fidelity.json mapping (also written,
     with the report and plots, to cfg.out)."""
+    from eval.divergence import MAUVE_GRID, MAUVE_SCALING
     from eval.fidelity_analysis import analyse_view
     from eval.fidelity_report import write_report
 
@@ -209,6 +210,7 @@ def run(cfg: FidelityConfig, command: str = "") -> dict[str, Any]:
             "conversation" if cfg.representation == "facets" else cfg.unit,
         "embedder": embedder_name, "annotator": cfg.annotator if cfg.representation == "facets" else None,
         "seed": cfg.seed, "k_requested": cfg.k, "view": views[0],
+        "mauve_settings": {"scaling": MAUVE_SCALING, "grid": MAUVE_GRID},
         "n": {n: r.n for n, r in zip(names, represented)},
         "conversations": {s.name: s.records for s in sets},
         "skipped": {s.name: {**s.skipped, **{k: v for k, v in r.skipped.items() if v}}
@@ -256,10 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for name, sim in result["simulators"].items():
         print(f"{name:>20}: forward KL {sim['forward_kl']:.4f}  backward KL "
-              f"{sim['backward_kl']:.4f}  JS {sim['js']:.4f}")
+              f"{sim['backward_kl']:.4f}  JS {sim['js']:.4f}  MAUVE {sim['mauve']:.4f}")
     floor = result["floor"]
     print(f"{'floor (real halves)':>20}: forward KL {floor['forward_kl']:.4f}  backward KL "
-          f"{floor['backward_kl']:.4f}  JS {floor['js']:.4f}   (k = {result['k']})")
+          f"{floor['backward_kl']:.4f}  JS {floor['js']:.4f}  MAUVE {floor['mauve']:.4f}"
+          f"   (k = {result['k']})")
     print(f"wrote {Path(cfg.out) / 'fidelity.json'} and {Path(cfg.out) / 'report.md'}")
     return 0
 

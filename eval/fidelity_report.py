@@ -2,8 +2,9 @@
 
     python -m eval.fidelity_report runs/fid/fidelity.json   # rewrite report.md and plots
 
-Plots (PNG, matplotlib Agg): divergences.png — forward KL, backward KL and JS per simulator (and
-the optimal mixture) with bootstrap intervals and the real-vs-real floor as a dashed line;
+Plots (PNG, matplotlib Agg): divergences.png — forward KL, backward KL, JS and MAUVE per
+simulator (and the optimal mixture) with bootstrap intervals and the real-vs-real floor as a
+dashed line;
 pairwise_js.png — JS between every pair of simulators (with two or more).
 """
 
@@ -15,11 +16,18 @@ from pathlib import Path
 from typing import Any
 
 METRICS = (("forward_kl", "forward KL(real‖sim)"), ("backward_kl", "backward KL(sim‖real)"),
-           ("js", "JS"))
+           ("js", "JS"), ("mauve", "MAUVE (higher = closer)"))
+
+
+def _metrics(result: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The metrics this result holds (fidelity.json files written before MAUVE have no `mauve`)."""
+    first = next(iter(result["simulators"].values()), {})
+    return tuple(m for m in METRICS if m[0] in first)
 
 
 def plot_divergences(result: dict[str, Any], path: Path) -> Path:
-    """Grouped bars: one group per metric, one bar per simulator (+ mixture); floor dashed."""
+    """One panel per metric, one bar per simulator (+ mixture, where it has the metric); floor
+    dashed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -28,13 +36,14 @@ def plot_divergences(result: dict[str, Any], path: Path) -> Path:
     bars = {n: s for n, s in result["simulators"].items()}
     if result.get("mixture"):
         bars["optimal mixture"] = result["mixture"]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    metrics = _metrics(result)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 4.2))
     colours = plt.cm.tab10(np.arange(len(bars)) % 10)
-    for ax, (key, title) in zip(axes, METRICS):
-        values = [b[key] for b in bars.values()]
+    for ax, (key, title) in zip(axes, metrics):
+        values = [b.get(key, np.nan) for b in bars.values()]
         ax.bar(range(len(bars)), values, color=colours)
         for i, b in enumerate(bars.values()):
-            if "ci" in b:
+            if key in b.get("ci", {}):
                 lo, hi = b["ci"][key]
                 ax.errorbar(i, b[key], yerr=[[max(b[key] - lo, 0)], [max(hi - b[key], 0)]],
                             color="black", capsize=4)
@@ -80,19 +89,32 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
+def _value(block: dict[str, Any], key: str) -> str:
+    """The block's value of `key`, – when it lacks it."""
+    return _fmt(block[key]) if key in block else "–"
+
+
+def _cell(block: dict[str, Any], key: str) -> str:
+    """`value [low, high]`, the value alone without an interval, – when the block lacks it."""
+    if key not in block:
+        return "–"
+    ci = block.get("ci", {}).get(key)
+    return _fmt(block[key]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+
+
 def _divergence_table(result: dict[str, Any]) -> list[str]:
-    lines = ["| set | n | forward KL [CI] | backward KL [CI] | JS [CI] |", "|---|---|---|---|---|"]
-    rows = dict(result["simulators"])
-    for name, s in rows.items():
-        cells = [f"{_fmt(s[k])} [{_fmt(s['ci'][k][0])}, {_fmt(s['ci'][k][1])}]" for k, _ in METRICS]
-        lines.append(f"| {name} | {s['n_sim']} | " + " | ".join(cells) + " |")
+    metrics = _metrics(result)
+    heads = {"forward_kl": "forward KL", "backward_kl": "backward KL", "js": "JS", "mauve": "MAUVE"}
+    lines = ["| set | n | " + " | ".join(f"{heads[k]} [CI]" for k, _ in metrics) + " |",
+             "|---|---|" + "---|" * len(metrics)]
+    for name, s in result["simulators"].items():
+        lines.append(f"| {name} | {s['n_sim']} | " + " | ".join(_cell(s, k) for k, _ in metrics) + " |")
     f = result["floor"]
-    cells = [f"{_fmt(f[k])} [{_fmt(f['ci'][k][0])}, {_fmt(f['ci'][k][1])}]" for k, _ in METRICS]
-    lines.append(f"| *floor: real half vs real half* | {f['n_a']} vs {f['n_b']} | " + " | ".join(cells) + " |")
+    lines.append(f"| *floor: real half vs real half* | {f['n_a']} vs {f['n_b']} | "
+                 + " | ".join(_cell(f, k) for k, _ in metrics) + " |")
     mix = result.get("mixture")
     if mix:
-        lines.append(f"| *optimal mixture* | – | {_fmt(mix['forward_kl'])} | {_fmt(mix['backward_kl'])} "
-                     f"| {_fmt(mix['js'])} |")
+        lines.append("| *optimal mixture* | – | " + " | ".join(_cell(mix, k) for k, _ in metrics) + " |")
     return lines
 
 
@@ -113,12 +135,14 @@ def _cluster_tables(result: dict[str, Any]) -> list[str]:
 def _other_views(result: dict[str, Any]) -> list[str]:
     if not result.get("per_view"):
         return []
-    lines = ["", "## Other views", "", "| view | simulator | forward KL | backward KL | JS | floor JS |",
-             "|---|---|---|---|---|---|"]
+    lines = ["", "## Other views", "",
+             "| view | simulator | forward KL | backward KL | JS | MAUVE | floor JS | floor MAUVE |",
+             "|---|---|---|---|---|---|---|---|"]
     for view, body in result["per_view"].items():
         for name, s in body["simulators"].items():
             lines.append(f"| {view} | {name} | {_fmt(s['forward_kl'])} | {_fmt(s['backward_kl'])} | "
-                         f"{_fmt(s['js'])} | {_fmt(body['floor']['js'])} |")
+                         f"{_fmt(s['js'])} | {_value(s, 'mauve')} | {_fmt(body['floor']['js'])} | "
+                         f"{_value(body['floor'], 'mauve')} |")
     return lines
 
 
@@ -141,7 +165,11 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
              + ". Skipped: " + (", ".join(f"{n}: {s}" for n, s in result["skipped"].items() if s) or "none") + ".",
              "", "## Divergences from real users", "",
              "Forward KL high = the simulator misses real behaviours; backward KL high = it shows "
-             "behaviours real users don't; JS is symmetric (max ln 2 ≈ 0.693). The floor compares "
+             "behaviours real users don't; JS is symmetric (max ln 2 ≈ 0.693). MAUVE is the area "
+             "under the divergence curve of the two histograms (scaling c = "
+             f"{result.get('mauve_settings', {}).get('scaling', 5):g}, "
+             f"{result.get('mauve_settings', {}).get('grid', 25)} mixture weights): 1 = identical, "
+             "near 0 = disjoint; higher is closer. The floor compares "
              "two random halves of the real set: a simulator at the floor is indistinguishable at "
              "this sample size.", "", *_divergence_table(result), "", "![divergences](divergences.png)"]
     if result.get("mixture"):
