@@ -19,10 +19,18 @@ concatenates the six embeddings. Calls are batched; wrap the engine in engines.c
 CachedChatEngine (append-only JSONL) to make a long annotation run resumable. A reply that does
 not parse is retried once at a higher temperature; conversations that still fail are counted and
 left out of the histograms (the report states how many).
+
+Parsing is tolerant of near-JSON that still says what was asked (code fences, prose around the
+object, single quotes, trailing commas, keys in another case, a text facet written as a list of
+sentences, SGD acts written as text such as "REQUEST, INFORM | THANK"), and strict about content:
+a facet with no words in it (empty, "...", an unfilled "<placeholder>") or written as a nested
+object is a failure. The reply budget grows with the conversation (`reply_budget`): a complete
+answer needs a few sentences plus one DAMSL and one SGD entry per user message.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -35,6 +43,9 @@ FACETS = ("requests", "responses", "context", "style", "damsl", "sgd")
 SGD_ACTS = ("INFORM", "REQUEST", "AFFIRM", "NEGATE", "SELECT", "INFORM_INTENT", "AFFIRM_INTENT",
             "NEGATE_INTENT", "REQUEST_ALTS", "THANK", "GOODBYE", "GREET")
 MAX_CHARS_PER_TURN = 1500  # long turns (pasted code, documents) are cut for the annotator
+REPLY_BASE_TOKENS = 320         # the four descriptive facets (1-2 sentences each) and JSON syntax
+REPLY_TOKENS_PER_USER_MESSAGE = 40  # one DAMSL sentence and one SGD label list per user message
+TEXT_FACETS = FACETS[:4]
 
 SYSTEM_PROMPT = """You study how people behave when they talk to AI assistants. You will read one \
 conversation between a USER and an ASSISTANT and describe the USER's behaviour only.
@@ -106,38 +117,61 @@ def annotation_prompt(messages: Sequence[Message]) -> list[Message]:
                             f"{render_conversation(messages)}\n\nYour JSON object:")]
 
 
-def _as_text(value) -> str | None:
+def _description(text: str) -> str | None:
+    """`text` stripped, or None when it holds no words: empty, punctuation only ("..."), or an
+    unfilled template placeholder such as "<how the user asks>"."""
+    text = text.strip()
+    if not any(ch.isalpha() for ch in text) or (text.startswith("<") and text.endswith(">")):
+        return None
+    return text
+
+
+def _as_text(value, joiner: str = " ") -> str | None:
+    """A facet's text: a string, or a non-empty list of strings joined; None otherwise (numbers,
+    nested objects, lists holding anything but strings) or when it holds no words."""
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        value = joiner.join(v.strip() for v in value)
+    return _description(value) if isinstance(value, str) else None
+
+
+def _sgd_text(value) -> str | None:
+    """SGD acts per user utterance as "A,B | C": from a list (one list of labels, or one label,
+    per utterance) or from text with utterances separated by "|", ";" or new lines. Labels
+    outside SGD_ACTS are dropped; an utterance left with none reads "NONE"."""
     if isinstance(value, str):
-        return value.strip() or None
-    return None
+        value = [part.replace(",", " ").split() for part in re.split(r"[|;\n]", value) if part.strip()]
+    if not isinstance(value, list) or not value:
+        return None
+    per_turn = []
+    for labels in value:
+        labels = labels if isinstance(labels, list) else [labels]
+        kept = sorted({str(a).strip().strip("\"'").upper() for a in labels} & set(SGD_ACTS))
+        per_turn.append(",".join(kept) or "NONE")
+    return " | ".join(per_turn)
 
 
 def parse_annotation(reply: str) -> FacetAnnotation | None:
-    """The annotation in an annotator reply, or None when a field is missing or malformed.
-    SGD labels outside SGD_ACTS are dropped; an utterance left with none reads "NONE"."""
+    """The annotation in an annotator reply, or None when a field is missing or malformed (see
+    the module docstring for what is tolerated)."""
     from engines.jsonparse import extract_json_object
 
     obj = extract_json_object(reply)
     if not isinstance(obj, dict):
         return None
-    texts = {f: _as_text(obj.get(f)) for f in ("requests", "responses", "context", "style")}
-    damsl, sgd = obj.get("damsl"), obj.get("sgd")
-    if isinstance(damsl, list) and damsl and all(isinstance(d, str) for d in damsl):
-        texts["damsl"] = "; ".join(d.strip() for d in damsl)
-    else:
-        texts["damsl"] = _as_text(damsl)
-    if isinstance(sgd, list) and sgd:
-        per_turn = []
-        for labels in sgd:
-            labels = labels if isinstance(labels, list) else [labels]
-            kept = sorted({str(a).strip().upper() for a in labels} & set(SGD_ACTS))
-            per_turn.append(",".join(kept) or "NONE")
-        texts["sgd"] = " | ".join(per_turn)
-    else:
-        texts["sgd"] = None
+    obj = {str(k).strip().lower(): v for k, v in obj.items()}
+    texts = {f: _as_text(obj.get(f)) for f in TEXT_FACETS}
+    texts["damsl"] = _as_text(obj.get("damsl"), joiner="; ")
+    texts["sgd"] = _sgd_text(obj.get("sgd"))
     if any(v is None for v in texts.values()):
         return None
     return FacetAnnotation(**texts)
+
+
+def reply_budget(messages: Sequence[Message], cap: int) -> int:
+    """Tokens to allow the annotator's reply for one conversation: REPLY_BASE_TOKENS plus
+    REPLY_TOKENS_PER_USER_MESSAGE per user message, at most cap."""
+    n_user = sum(m.role == "user" for m in messages)
+    return min(cap, REPLY_BASE_TOKENS + REPLY_TOKENS_PER_USER_MESSAGE * n_user)
 
 
 @dataclass
@@ -149,24 +183,36 @@ class AnnotationRun:
     retried: int
 
 
+def _by_budget(idx: list[int], budgets: list[int]) -> dict[int, list[int]]:
+    """The indices `idx` grouped by their reply budget (one engine call per group)."""
+    groups: dict[int, list[int]] = {}
+    for i in idx:
+        groups.setdefault(budgets[i], []).append(i)
+    return groups
+
+
 def annotate(conversations: Sequence[Sequence[Message]], engine: ChatEngine, *,
-             batch_size: int = 16, max_tokens: int = 600, seed: int = 0,
+             batch_size: int = 16, max_tokens: int = 1200, seed: int = 0,
              desc: str = "annotating") -> AnnotationRun:
     """Annotate every conversation in batches; unparseable replies are retried once at
-    temperature 0.7, then counted as failures."""
-    first = Sampling(temperature=0.0, max_tokens=max_tokens, seed=seed, json_schema=JSON_SCHEMA)
-    retry = first.with_(temperature=0.7, seed=seed + 1)
+    temperature 0.7, then counted as failures. Each reply may use `reply_budget` tokens (at most
+    `max_tokens`); conversations are batched in order of budget, and a batch makes one call per
+    budget, so a request (and its cache key) never depends on how conversations were batched."""
+    budgets = [reply_budget(c, max_tokens) for c in conversations]
+    order = sorted(range(len(conversations)), key=budgets.__getitem__)
     out: list[FacetAnnotation | None] = [None] * len(conversations)
     retried = 0
-    for start in tqdm(range(0, len(conversations), batch_size), desc=desc, unit="batch"):
-        idx = list(range(start, min(start + batch_size, len(conversations))))
-        replies = engine.chat([annotation_prompt(conversations[i]) for i in idx], first)
-        for i, reply in zip(idx, replies):
-            out[i] = parse_annotation(reply)
-        again = [i for i in idx if out[i] is None]
-        if again:
-            retried += len(again)
-            replies = engine.chat([annotation_prompt(conversations[i]) for i in again], retry)
-            for i, reply in zip(again, replies):
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
+        for budget, idx in _by_budget(order[start:start + batch_size], budgets).items():
+            first = Sampling(temperature=0.0, max_tokens=budget, seed=seed, json_schema=JSON_SCHEMA)
+            replies = engine.chat([annotation_prompt(conversations[i]) for i in idx], first)
+            for i, reply in zip(idx, replies):
                 out[i] = parse_annotation(reply)
+            again = [i for i in idx if out[i] is None]
+            if again:
+                retried += len(again)
+                retry = first.with_(temperature=0.7, seed=seed + 1)
+                replies = engine.chat([annotation_prompt(conversations[i]) for i in again], retry)
+                for i, reply in zip(again, replies):
+                    out[i] = parse_annotation(reply)
     return AnnotationRun(out, sum(a is None for a in out), retried)
