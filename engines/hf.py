@@ -14,9 +14,12 @@ What `generate` returns (one TokenOutput per prompt):
   top_p = 1 it is exactly the distribution sampled from.
 - finish: "stop" (end-of-turn token or stop string) or "length" (max_tokens reached).
 
-Decoding uses `model.generate` with left padding. Sampling is reproducible for the same inputs,
-batch and seed: the seed is applied inside `torch.random.fork_rng`, so the caller's random state
-is left untouched.
+Decoding is a plain loop over the model's forward pass with its KV cache: one pass over the
+left-padded prompts (position ids from the attention mask, logits of the last position only), then
+one single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. Under DeepSpeed
+ZeRO-3 or FSDP with several processes every rank keeps stepping until all ranks are done, as
+`model.generate` does. Sampling is reproducible for the same inputs, batch and seed: the seed is
+applied inside `torch.random.fork_rng`, so the caller's random state is left untouched.
 """
 
 from __future__ import annotations
@@ -30,65 +33,38 @@ from corpora.types import Message
 from engines.base import Sampling, TokenOutput
 
 
-class _LogprobRecorder:
-    """Logits processor: scales logits by 1/temperature and records log p(sampled id).
+class _StopWatch:
+    """Tracks which rows of a batch have finished: on an end-of-turn id, or once the text of their
+    newest tokens holds a stop string. `done_at[row]` is how many tokens the row had generated when
+    it finished (-1 while running), so what is sampled after that is never mistaken for output."""
 
-    At step k it sees the ids sampled up to step k-1, so it looks up the previous step's
-    distribution at the newest id; `finish` does the same for the last step.
-    """
-
-    def __init__(self, temperature: float):
-        self.temperature = temperature
-        self.prev: torch.Tensor | None = None  # (B, V) log-softmax of the previous step
-        self.steps: list[torch.Tensor] = []    # one (B,) tensor per generated token
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self._take(input_ids[:, -1])
-        scaled = scores / self.temperature
-        self.prev = torch.log_softmax(scaled.float(), dim=-1)
-        return scaled
-
-    def _take(self, last_ids: torch.Tensor) -> None:
-        if self.prev is not None:
-            self.steps.append(self.prev.gather(1, last_ids[:, None].to(self.prev.device))[:, 0])
-
-    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
-        """Return (B, steps) log-probabilities of the generated ids."""
-        self._take(sequences[:, -1])
-        self.prev = None
-        if not self.steps:
-            return torch.zeros(sequences.shape[0], 0)
-        return torch.stack(self.steps, dim=1).cpu()
-
-
-class _StopRecorder:
-    """Stopping criterion: a row is done on an end-of-turn id or once its text holds a stop string.
-
-    Records, per row, how many tokens had been generated when it finished (`done_at`, -1 while
-    running), so trailing padding is never mistaken for output.
-    """
-
-    def __init__(self, prompt_len: int, batch: int, eos_ids: set[int], stop: Sequence[str],
-                 tokenizer: Any):
-        self.prompt_len = prompt_len
+    def __init__(self, batch: int, eos_ids: set[int], stop: Sequence[str], tokenizer: Any,
+                 device: torch.device):
+        self.eos = torch.tensor(sorted(eos_ids), device=device)
+        self.finished = torch.zeros(batch, dtype=torch.bool, device=device)
         self.done_at = [-1] * batch
-        self.eos_ids = eos_ids
-        self.stop = tuple(stop)
+        self.stop = tuple(s for s in stop if s)
         self.tokenizer = tokenizer
         self.window = max((len(s) for s in self.stop), default=0) + 8  # tokens to decode per check
+        self.rows: list[list[int]] = [[] for _ in range(batch)]  # kept only when stop strings are set
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        n = input_ids.shape[1] - self.prompt_len
-        last = input_ids[:, -1].tolist()
-        for row, tok in enumerate(last):
-            if self.done_at[row] >= 0:
-                continue
-            if tok in self.eos_ids or (self.stop and self._has_stop(input_ids[row, -min(n, self.window):])):
-                self.done_at[row] = n
-        return torch.tensor([d >= 0 for d in self.done_at], device=input_ids.device)
+    def update(self, step: int, tokens: torch.Tensor) -> bool:
+        """Take the tokens sampled at `step` (0-based); return True when every row has finished."""
+        hit = torch.isin(tokens, self.eos) & ~self.finished
+        if self.stop:
+            for row, tok in enumerate(tokens.tolist()):
+                self.rows[row].append(tok)
+                if not self.finished[row] and not hit[row] and self._has_stop(self.rows[row]):
+                    hit[row] = True
+        if bool(hit.any()):
+            for row in hit.nonzero()[:, 0].tolist():
+                self.done_at[row] = step + 1
+            self.finished |= hit
+            return bool(self.finished.all())
+        return False
 
-    def _has_stop(self, tail: torch.Tensor) -> bool:
-        text = self.tokenizer.decode(tail.tolist(), skip_special_tokens=False)
+    def _has_stop(self, ids: list[int]) -> bool:
+        text = self.tokenizer.decode(ids[-self.window:], skip_special_tokens=False)
         return any(s in text for s in self.stop)
 
 
@@ -134,6 +110,7 @@ class HFEngine:
                              "pass eos_token_ids=[...] to HFEngine")
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else min(self.eos_token_ids)
+        self._logits_to_keep: bool | None = None
 
     def __repr__(self) -> str:
         return f"HFEngine(name={self.name!r})"
@@ -156,26 +133,61 @@ class HFEngine:
         return outputs
 
     def _generate_batch(self, prompts: Sequence[Sequence[int]], sampling: Sampling) -> list[TokenOutput]:
-        from transformers import LogitsProcessorList, StoppingCriteriaList, TopPLogitsWarper
-
-        input_ids, attention_mask = left_pad(prompts, self.pad_token_id, self._device())
+        """Decode one batch with the KV cache: one forward pass over the left-padded prompts, then
+        one single-token forward pass per step until every row has finished or `max_tokens`."""
+        device = self._device()
+        input_ids, mask = left_pad(prompts, self.pad_token_id, device)
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         greedy = sampling.temperature == 0
-        recorder = _LogprobRecorder(1.0 if greedy else sampling.temperature)
-        processors = [recorder]
+        temperature = 1.0 if greedy else sampling.temperature
+        top_p = None
         if not greedy and sampling.top_p < 1.0:
-            processors.append(TopPLogitsWarper(top_p=sampling.top_p))
-        stopper = _StopRecorder(input_ids.shape[1], len(prompts), self.eos_token_ids, sampling.stop,
-                                self.tokenizer)
-        sequences = self.model.generate(
-            input_ids=input_ids, attention_mask=attention_mask,
-            generation_config=self._generation_config(sampling),
-            logits_processor=LogitsProcessorList(processors),
-            stopping_criteria=StoppingCriteriaList([stopper]),
-        )
-        logprobs = recorder.finish(sequences)
-        generated = sequences[:, input_ids.shape[1]:].cpu()
-        return [self._output(generated[row], logprobs[row], stopper.done_at[row], sampling)
+            from transformers import TopPLogitsWarper
+
+            top_p = TopPLogitsWarper(top_p=sampling.top_p)
+        watch = _StopWatch(len(prompts), self.eos_token_ids, sampling.stop, self.tokenizer, device)
+        synced = _synced_decoding(self.model)
+        pad = torch.full((len(prompts),), self.pad_token_id, dtype=torch.long, device=device)
+        extra = {"logits_to_keep": 1} if self._keeps_logits else {}
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, **extra)
+        tokens: list[torch.Tensor] = []
+        logprobs: list[torch.Tensor] = []
+        local_done = False
+        for step in range(sampling.max_tokens):
+            scaled = out.logits[:, -1, :].float() / temperature
+            logp = torch.log_softmax(scaled, dim=-1)
+            if greedy:
+                tok = logp.argmax(dim=-1)
+            else:
+                weights = logp if top_p is None else top_p(input_ids, scaled)
+                tok = sample_categorical(torch.softmax(weights, dim=-1))
+            tok = torch.where(watch.finished, pad, tok)
+            if not local_done:
+                tokens.append(tok)
+                logprobs.append(logp.gather(1, tok[:, None])[:, 0])
+                local_done = watch.update(step, tok)
+            if step + 1 == sampling.max_tokens or not _keep_decoding(local_done, synced, device):
+                break
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=positions,
+                             past_key_values=out.past_key_values, use_cache=True)
+        ids = torch.stack(tokens, dim=1).cpu()
+        lps = torch.stack(logprobs, dim=1).cpu()
+        return [self._output(ids[row], lps[row], watch.done_at[row], sampling)
                 for row in range(len(prompts))]
+
+    @property
+    def _keeps_logits(self) -> bool:
+        """Whether the model's forward takes `logits_to_keep` (so the prompt pass computes the
+        logits of the last position only)."""
+        if self._logits_to_keep is None:
+            import inspect
+
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            self._logits_to_keep = "logits_to_keep" in inspect.signature(base.forward).parameters
+        return self._logits_to_keep
 
     def _output(self, ids_row: torch.Tensor, lp_row: torch.Tensor, done_at: int,
                 sampling: Sampling) -> TokenOutput:
@@ -188,21 +200,6 @@ class HFEngine:
             if found:
                 return TokenOutput(ids=kept, logprobs=lps[:len(kept)], finish="stop")
         return TokenOutput(ids=ids, logprobs=lps, finish="length")
-
-    def _generation_config(self, sampling: Sampling) -> Any:
-        """A generation config that leaves the sampling to our processors: every default warper or
-        penalty the model's own generation_config might carry is switched off explicitly."""
-        from transformers import GenerationConfig
-
-        do_sample = sampling.temperature > 0
-        warpers = dict(temperature=1.0, top_p=1.0, top_k=0, typical_p=1.0, epsilon_cutoff=0.0,
-                       eta_cutoff=0.0) if do_sample else {}  # greedy ignores warpers anyway
-        return GenerationConfig(
-            max_new_tokens=sampling.max_tokens, do_sample=do_sample, **warpers,
-            repetition_penalty=1.0, no_repeat_ngram_size=0, num_beams=1, num_return_sequences=1,
-            renormalize_logits=False, use_cache=True, eos_token_id=sorted(self.eos_token_ids),
-            pad_token_id=self.pad_token_id, return_dict_in_generate=False, output_scores=False,
-        )
 
     def _device(self) -> torch.device:
         try:
@@ -241,6 +238,49 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int,
             ids[row, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
             mask[row, width - len(p):] = 1
     return ids.to(device), mask.to(device)
+
+
+def sample_categorical(probs: torch.Tensor) -> torch.Tensor:
+    """One index per row of `probs` (B, V), row i drawn with probability probs[i] / probs[i].sum().
+
+    Inverse-CDF sampling: draw u ~ U[0, 1) per row and take the first index whose cumulative mass
+    exceeds u · total (in float64, so u · total < total). A zero-probability entry adds nothing to
+    the cumulative mass and is never taken. Same distribution as `torch.multinomial(probs, 1)`, at
+    a small fraction of its CPU cost per decoding step.
+    """
+    cdf = probs.double().cumsum(dim=-1)
+    u = torch.rand((probs.shape[0], 1), dtype=torch.float64, device=probs.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=probs.shape[1] - 1)
+
+
+def _synced_decoding(model: Any) -> bool:
+    """Whether every rank must make the same number of forward passes (DeepSpeed ZeRO-3 or FSDP with
+    more than one process: a forward pass is a collective that gathers the sharded weights)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return False
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if is_deepspeed_zero3_enabled():
+        return True
+    try:
+        from transformers.integrations.fsdp import is_fsdp_managed_module
+    except ImportError:  # pragma: no cover - older transformers
+        return False
+    return bool(is_fsdp_managed_module(model))
+
+
+def _keep_decoding(local_done: bool, synced: bool, device: torch.device) -> bool:
+    """Go on decoding while this rank has a running row, or, when decoding is synced across ranks,
+    while any rank has one (an all-reduce per step, as transformers' `generate` does)."""
+    if not synced:
+        return not local_done
+    import torch.distributed as dist
+
+    running = torch.tensor(0.0 if local_done else 1.0, device=device)
+    dist.all_reduce(running, op=dist.ReduceOp.SUM)
+    return running.item() > 0
 
 
 def _default_eos(model: Any, tokenizer: Any) -> set[int]:

@@ -7,7 +7,7 @@ import torch
 
 from corpora.types import Message
 from engines.base import ChatEngine, Sampling, TokenEngine
-from engines.hf import HFEngine, cut_at_stop, left_pad, load_hf
+from engines.hf import HFEngine, cut_at_stop, left_pad, load_hf, sample_categorical
 
 torch.set_num_threads(1)
 
@@ -62,6 +62,49 @@ def test_greedy_logprobs_match_a_forward_pass(engine, prompts):
         assert out.ids == [logp[pos].argmax().item() for pos in positions]
 
 
+def test_sample_categorical_draws_each_index_with_its_probability():
+    probs = torch.tensor([[0.5, 0.3, 0.2, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    torch.manual_seed(0)
+    draws = sample_categorical(probs.repeat(20_000, 1)).view(20_000, 2)  # column r: draws of row r
+    freq = [torch.bincount(draws[:, r], minlength=4).float() / 20_000 for r in range(2)]
+    # 20,000 draws: the standard error of each frequency is at most 0.0036
+    assert freq[0].tolist() == pytest.approx([0.5, 0.3, 0.2, 0.0], abs=0.015)
+    assert freq[1].tolist() == [0.0, 0.0, 0.0, 1.0]  # zero-probability entries never win
+
+
+def test_greedy_decoding_equals_transformers_generate(engine, prompts):
+    """The engine's own KV-cache loop decodes exactly what `model.generate` decodes, padding included."""
+    ids, mask = left_pad(prompts, engine.pad_token_id)
+    with torch.no_grad():
+        reference = engine.model.generate(
+            input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=GREEDY.max_tokens,
+            eos_token_id=sorted(engine.eos_token_ids), pad_token_id=engine.pad_token_id)
+    ours = engine.generate(prompts, GREEDY)
+    for row, out in enumerate(ours):
+        expected = reference[row, ids.shape[1]:].tolist()
+        eos_at = next((i for i, t in enumerate(expected) if t in engine.eos_token_ids), None)
+        expected = expected if eos_at is None else expected[:eos_at + 1]
+        assert out.ids == expected
+
+
+def test_top_p_samples_only_from_the_nucleus(engine, prompts):
+    """With top_p every sampled token lies in the smallest set of most likely tokens whose mass
+    reaches top_p; the recorded log-prob is still the untruncated one."""
+    sampling = Sampling(temperature=1.0, top_p=0.3, max_tokens=6, seed=3)
+    outs = engine.generate(prompts, sampling)
+    for prompt, out in zip(prompts, outs):
+        full = torch.tensor([prompt + out.ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(engine.model(full).logits[0].float(), -1)
+        for step, tok in enumerate(out.ids):
+            probs = logp[len(prompt) - 1 + step].exp()
+            ranked = probs.argsort(descending=True).tolist()
+            mass_before = probs[ranked].cumsum(0) - probs[ranked]
+            nucleus = {t for t, m in zip(ranked, mass_before.tolist()) if m < 0.3}
+            assert tok in nucleus
+            assert out.logprobs[step] == pytest.approx(logp[len(prompt) - 1 + step, tok].item(), abs=1e-4)
+
+
 def test_sampled_logprobs_use_temperature_scaled_logits(engine, prompts):
     sampling = Sampling(temperature=0.7, max_tokens=8, seed=11)
     out = engine.generate(prompts[:1], sampling)[0]
@@ -89,14 +132,17 @@ def test_seeded_sampling_is_reproducible_and_leaves_global_rng_alone(engine, pro
 
 def test_max_tokens_gives_length_and_eos_gives_stop(engine, prompts):
     eos = engine.tokenizer.eos_token_id
-    outs = engine.generate(prompts * 4, Sampling(temperature=1.5, max_tokens=6, seed=1))
-    for out in outs:
-        assert len(out.ids) <= 6
-        if out.finish == "length":
-            assert len(out.ids) == 6 and eos not in out.ids
-        else:
-            assert out.ids[-1] == eos and eos not in out.ids[:-1]
-    assert {o.finish for o in outs} == {"stop", "length"}  # this seed produces both
+    finishes = set()
+    for seed in range(20):  # a random model seldom samples EOS: gather both kinds over seeds
+        outs = engine.generate(prompts * 4, Sampling(temperature=1.5, max_tokens=6, seed=seed))
+        for out in outs:
+            assert len(out.ids) <= 6
+            if out.finish == "length":
+                assert len(out.ids) == 6 and eos not in out.ids
+            else:
+                assert out.ids[-1] == eos and eos not in out.ids[:-1]
+            finishes.add(out.finish)
+    assert finishes == {"stop", "length"}
 
 
 def test_training_mode_is_restored(engine, prompts):
