@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eval.divergence import Divergences, js, kl, normalise, smooth
+from eval.divergence import Divergences, js, kl, mauve, normalise, smooth
 
 
 @dataclass
@@ -67,7 +67,8 @@ def em_weights(p: np.ndarray, q: np.ndarray, *, tol: float = 1e-12, max_iter: in
 
 def optimal_mixture(counts_real: np.ndarray, counts_sims: list[np.ndarray]) -> MixtureFit:
     """Weights over the simulators whose smoothed-histogram mixture is closest to real in forward
-    KL, and the mixture's forward KL, backward KL and JS."""
+    KL, and the mixture's forward KL, backward KL, JS and MAUVE (JS and MAUVE on the
+    unsmoothed mixture of the normalised histograms, as for a single simulator)."""
     if not counts_sims:
         raise ValueError("a mixture needs at least one simulator")
     p = smooth(counts_real)
@@ -75,5 +76,6 @@ def optimal_mixture(counts_real: np.ndarray, counts_sims: list[np.ndarray]) -> M
     w, iters = em_weights(p, q)
     mix = w @ q
     raw_mix = w @ np.stack([normalise(c) for c in counts_sims])
-    div = Divergences(kl(p, mix), kl(mix, p), js(normalise(counts_real), raw_mix))
+    div = Divergences(kl(p, mix), kl(mix, p), js(normalise(counts_real), raw_mix),
+                      mauve(normalise(counts_real), raw_mix))
     return MixtureFit(w, div, iters, kkt_violation(p, q, w))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from eval.divergence import (backward_kl, bootstrap_divergences, divergences, forward_kl, js,
-                             js_counts, kl, smooth, split_halves)
+                             js_counts, kl, mauve, mauve_counts, normalise, smooth,
+                             split_halves)
 from eval.mixture import em_weights, kkt_violation, optimal_mixture
 from eval.quantise import choose_k, quantise
 
@@ -111,6 +112,9 @@ def test_optimal_mixture_matches_brute_force_and_beats_both():
     assert fit.divergences.forward_kl == pytest.approx(best, abs=1e-7)
     assert fit.divergences.forward_kl < min(forward_kl(real, sim_a), forward_kl(real, sim_b))
     assert fit.weights.sum() == pytest.approx(1.0) and fit.kkt_violation < 1e-4
+    raw_mix = fit.weights[0] * normalise(sim_a) + fit.weights[1] * normalise(sim_b)
+    assert fit.divergences.mauve == pytest.approx(mauve(normalise(real), raw_mix))
+    assert fit.divergences.mauve > max(mauve_counts(real, sim_a), mauve_counts(real, sim_b))
 
 
 def test_optimal_mixture_on_the_boundary_puts_zero_weight():
