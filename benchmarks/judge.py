@@ -1,79 +1,94 @@
 """Judging throughput through the HTTP chat engine against a loopback server with a fixed latency.
 
-A local OpenAI-compatible server (its own process, HTTP/1.1 keep-alive) answers every
-/v1/chat/completions request after sleeping `--latency` seconds. For each concurrency level the
-engine sends `--requests-per-worker × concurrency` judge-sized requests in one `chat` call and the
-script prints requests/s next to the ideal (concurrency / latency) and their ratio, which measures
-the client's overhead: the thread pool, httpx, JSON and the endpoint balancing. The run is bounded
-and stops by itself.
+A local OpenAI-compatible server (its own process: one asyncio event loop speaking HTTP/1.1
+keep-alive) answers every /v1/chat/completions request `--latency` seconds after it has read
+it, with `asyncio.sleep`, so any number of requests wait at once without a thread each. For each
+concurrency level the engine sends `--requests-per-worker × concurrency` judge-sized requests in
+one `chat` call and the script prints requests/s next to the ideal (concurrency / latency) and
+their ratio, which measures the client's overhead: worker threads, HTTP, JSON and endpoint
+balancing. `--latency 0` measures the ceiling instead: how many requests/s client and server
+manage together on this machine with no waiting at all. The load average is printed with the
+figures, since the server and the client share the machine's cores. The run is bounded and stops
+by itself.
 
-Run:  .venv/bin/python benchmarks/judge.py [--latency 0.05] [--concurrency 1 8 32]
+Run:  .venv/bin/python benchmarks/judge.py [--latency 0.05] [--concurrency 1 8 32] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
+import os
+import re
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from corpora.types import Message
 from engines.base import Sampling
 from engines.http import OpenAIChatEngine
 
-REPLY = json.dumps({"choices": [{"message": {"role": "assistant",
-                                             "content": '{"score": 7, "reason": "clear and correct"}'}}]}).encode()
+VERDICT = '{"score": 7, "reason": "clear and correct"}'
+REPLY = json.dumps({"choices": [{"message": {"role": "assistant", "content": VERDICT}}]}).encode()
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(REPLY)).encode() + b"\r\n\r\n" + REPLY)
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
 
 def _serve(port_queue: "multiprocessing.Queue[int]", latency: float) -> None:
-    """Server process: answer every POST after `latency` seconds, forever (killed by the parent)."""
+    """Server process: answer every POST `latency` seconds after reading it, forever (the parent
+    terminates it). One coroutine per connection; requests on a connection are answered in turn."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-        disable_nagle_algorithm = True  # headers and body go out as separate writes
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = CONTENT_LENGTH.search(head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                await asyncio.sleep(latency)
+                writer.write(RESPONSE)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass  # the client closed the connection
+        finally:
+            writer.close()
 
-        def log_message(self, *args):
-            pass
+    async def main() -> None:
+        server = await asyncio.start_server(connection, "127.0.0.1", 0, backlog=256)
+        port_queue.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
 
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            time.sleep(latency)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(REPLY)))
-            self.end_headers()
-            self.wfile.write(REPLY)
-
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.request_queue_size = 256
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port_queue.put(httpd.server_address[1])
-    httpd.serve_forever()
+    asyncio.run(main())
 
 
-def measure(url: str, concurrency: int, n_requests: int) -> float:
-    """Seconds to answer n_requests judge prompts at the given concurrency (after a warm-up)."""
+def measure(url: str, concurrency: int, n_requests: int, repeat: int) -> list[float]:
+    """Seconds to answer n_requests judge prompts at the given concurrency, `repeat` times, with
+    one engine (its connections opened by a warm-up call first)."""
     engine = OpenAIChatEngine(url, "judge", max_concurrency=concurrency, timeout=10.0, max_retries=2)
     prompt = "Rate the assistant's answer from 1 to 10 and explain briefly. " * 20
     convs = [[Message("system", "You are a strict judge."), Message("user", f"{prompt} #{i}")]
              for i in range(n_requests)]
-    engine.chat(convs[:concurrency], Sampling(temperature=0.0, max_tokens=64))  # open connections
-    start = time.perf_counter()
-    replies = engine.chat(convs, Sampling(temperature=0.0, max_tokens=64))
-    elapsed = time.perf_counter() - start
+    sampling = Sampling(temperature=0.0, max_tokens=64)
+    engine.chat(convs[:concurrency], sampling)  # open connections, start worker threads
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        replies = engine.chat(convs, sampling)
+        times.append(time.perf_counter() - start)
+        assert len(replies) == n_requests
     engine.close()
-    assert len(replies) == n_requests
-    return elapsed
+    return times
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--latency", type=float, default=0.05, help="server latency per request (s)")
+    parser.add_argument("--latency", type=float, default=0.05,
+                        help="server latency per request (s); 0 measures the ceiling")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32],
                         help="client concurrency levels to measure")
-    parser.add_argument("--requests-per-worker", type=int, default=15,
+    parser.add_argument("--requests-per-worker", type=int, default=20,
                         help="requests per concurrency slot at each level (bounds the run)")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per concurrency level")
     args = parser.parse_args(argv)
 
     queue: multiprocessing.Queue = multiprocessing.Queue()
@@ -81,13 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     try:
         url = f"http://127.0.0.1:{queue.get(timeout=30)}/v1"
-        print(f"latency {args.latency * 1000:.0f} ms per request, loopback server at {url}")
-        print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} {'ratio':>6}")
+        print(f"latency {args.latency * 1000:.0f} ms per request, loopback server at {url}, "
+              f"{os.cpu_count()} CPUs")
+        print(f"{'concurrency':>11} {'requests':>8} {'seconds':>8} {'req/s':>8} {'ideal':>8} "
+              f"{'ratio':>6}   load average (1, 5, 15 min)")
         for c in args.concurrency:
             n = c * args.requests_per_worker
-            seconds = measure(url, c, n)
-            rate, ideal = n / seconds, c / args.latency
-            print(f"{c:>11} {n:>8} {seconds:>8.2f} {rate:>8.1f} {ideal:>8.1f} {rate / ideal:>6.1%}")
+            for seconds in measure(url, c, n, args.repeat):
+                rate = n / seconds
+                ideal = f"{c / args.latency:>8.1f}" if args.latency > 0 else f"{'-':>8}"
+                ratio = f"{rate * args.latency / c:>6.1%}" if args.latency > 0 else f"{'-':>6}"
+                load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+                print(f"{c:>11} {n:>8} {seconds:>8.2f} {rate:>8.1f} {ideal} {ratio}   {load}")
     finally:
         server.terminate()
         server.join(5)

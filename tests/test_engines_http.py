@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,13 +23,17 @@ class ScriptedServer:
     "fail:<kind>:<n>:<text>" fails the first n attempts for that text (kind: 503, 429, hang,
     garbage, nochoices, 400); anything else is answered at once with "echo:<text>"."""
 
-    def __init__(self, delay: float = 0.0, hang: float = 0.6):
-        self.delay, self.hang = delay, hang
+    def __init__(self, delay: float = 0.0, hang: float = 0.6, keep_alive: bool = False):
+        self.delay, self.hang, self.keep_alive = delay, hang, keep_alive
         self.lock = threading.Lock()
         self.attempts: dict[str, int] = {}
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []
-        self.in_flight = self.max_in_flight = self.total = 0
+        self.requests: list[tuple[str, dict[str, str]]] = []  # (request target, headers)
+        self.in_flight = self.max_in_flight = self.total = self.connections = 0
+        self.gate = threading.Event()       # "gate" requests wait for it (at most 5 s)
+        self.answered_400 = threading.Event()
+        self.closed = threading.Event()     # set after a "close" request's connection was shut
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
@@ -40,8 +46,15 @@ class ScriptedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if server.keep_alive else "HTTP/1.0"
+
             def log_message(self, *args):  # keep test output clean
                 pass
+
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.connections += 1
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -51,6 +64,7 @@ class ScriptedServer:
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     server.bodies.append(body)
                     server.auth.append(self.headers.get("Authorization"))
+                    server.requests.append((self.path, dict(self.headers)))
                 try:
                     server.respond(self, body)
                 finally:
@@ -65,6 +79,8 @@ class ScriptedServer:
             seen = self.attempts[text] = self.attempts.get(text, 0) + 1
         if self.delay:
             time.sleep(self.delay)
+        if text == "gate":
+            self.gate.wait(5.0)
         if text.startswith("fail:"):
             _, kind, n, rest = text.split(":", 3)
             if seen <= int(n):
@@ -72,6 +88,10 @@ class ScriptedServer:
             text = rest
         reply = {"choices": [{"message": {"role": "assistant", "content": f"echo:{text}"}}]}
         self.send(handler, 200, json.dumps(reply).encode())
+        if text == "close":  # drop the kept-alive connection without saying so, as an idle timeout does
+            handler.close_connection = True
+            handler.connection.shutdown(socket.SHUT_RDWR)
+            self.closed.set()
 
     def fail(self, handler, kind: str) -> None:
         if kind == "hang":
@@ -81,6 +101,9 @@ class ScriptedServer:
                   "garbage": (200, b"{not json"), "nochoices": (200, b'{"choices": []}')}
         status, payload = bodies[kind]
         self.send(handler, status, payload, {"Retry-After": "0.05"} if kind == "429" else {})
+        if kind == "400":
+            self.answered_400.set()
+            self.gate.set()  # a request held at the gate may go on once the failure is out
 
     @staticmethod
     def send(handler, status: int, payload: bytes, headers: dict | None = None) -> None:
@@ -222,3 +245,102 @@ def test_spec_builds_the_http_engine(server):
     engine = load_chat_engine(f"openai:{server.url}#test-model", timeout=0.5, max_retries=0)
     assert isinstance(engine, OpenAIChatEngine)
     assert engine.chat(_convs(["hi"]), SAMPLING) == ["echo:hi"]
+
+
+def test_replies_stream_in_arrival_order(server):
+    engine, _ = _engine(server.url, max_concurrency=3)
+    replies = engine.chat_each(_convs(["gate", "a", "b"]), SAMPLING)
+    first_two = sorted([next(replies), next(replies)])  # answered while "gate" is still held
+    assert first_two == [(1, "echo:a"), (2, "echo:b")]
+    server.gate.set()
+    assert list(replies) == [(0, "echo:gate")]
+
+
+def test_a_failure_still_yields_the_replies_already_in_flight(server):
+    engine, _ = _engine(server.url, max_concurrency=2)
+    texts = ["gate", "fail:400:9:x", *(f"later{i}" for i in range(60))]
+    got = []
+    with pytest.raises(EngineRequestError, match=r"request 1 .*HTTP 400"):
+        for item in engine.chat_each(_convs(texts), SAMPLING):
+            got.append(item)
+    assert (0, "echo:gate") in got  # sent before the failure, answered after it, not lost
+    assert server.answered_400.is_set()
+    assert server.total < len(texts)  # requests not yet started when the failure came were dropped
+
+
+def test_keep_alive_connections_are_reused_across_calls():
+    server = ScriptedServer(keep_alive=True)
+    server.thread.start()
+    try:
+        engine, delays = _engine(server.url, max_concurrency=2)
+        for call in range(3):
+            texts = [f"c{call}-{i}" for i in range(6)]
+            assert engine.chat(_convs(texts), SAMPLING) == [f"echo:{t}" for t in texts]
+        assert server.total == 18 and server.connections <= 2 and delays == []
+        engine.close()
+        assert engine.chat(_convs(["after close"]), SAMPLING) == ["echo:after close"]
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_a_retry():
+    server = ScriptedServer(keep_alive=True)
+    server.thread.start()
+    try:
+        engine, delays = _engine(server.url, max_concurrency=1)
+        assert engine.chat(_convs(["close"]), SAMPLING) == ["echo:close"]
+        assert server.closed.wait(5.0)  # the idle connection is now closed by the server
+        assert engine.chat(_convs(["next"]), SAMPLING) == ["echo:next"]
+        assert delays == [] and server.total == 2 and server.connections == 2
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def test_concurrency_is_bounded_over_simultaneous_calls(server):
+    server.delay = 0.02
+    engine, _ = _engine(server.url, max_concurrency=3)
+    results = {}
+
+    def call(name):
+        texts = [f"{name}{i}" for i in range(12)]
+        results[name] = engine.chat(_convs(texts), SAMPLING) == [f"echo:{t}" for t in texts]
+
+    threads = [threading.Thread(target=call, args=(name,)) for name in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == {"x": True, "y": True}
+    assert server.total == 24 and server.max_in_flight <= 3
+
+
+def _clear_proxies(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_http_proxy_from_the_environment(server, monkeypatch):
+    _clear_proxies(monkeypatch)
+    port = server.httpd.server_address[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:pa%40ss@127.0.0.1:{port}")
+    engine, _ = _engine("http://judge.invalid:8000/v1", max_retries=0)
+    assert engine.chat(_convs(["via proxy"]), SAMPLING) == ["echo:via proxy"]
+    [(target, headers)] = server.requests
+    assert target == "http://judge.invalid:8000/v1/chat/completions"
+    assert headers["Host"] == "judge.invalid:8000"
+    assert headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"user:pa@ss").decode()
+    with pytest.raises(EngineRequestError) as info:
+        engine.chat(_convs(["fail:503:1:x"]), SAMPLING)
+    assert "pa%40ss" not in str(info.value) and "pa@ss" not in str(info.value)
+
+
+def test_no_proxy_hosts_are_reached_directly(server, monkeypatch):
+    _clear_proxies(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    engine, _ = _engine(server.url, max_retries=0)
+    assert engine.chat(_convs(["direct"]), SAMPLING) == ["echo:direct"]
+    assert server.requests[0][0] == "/v1/chat/completions"
