@@ -2,9 +2,12 @@
 
 `CachedChatEngine(inner, path, key_prefix)` answers each conversation from an append-only JSONL
 file when it can and sends only the misses to `inner` (batched, `batch_size` at a time). Each
-answer is written as soon as its batch returns, with flush + fsync, so a run killed half-way
-resumes without repeating any finished call. A last line cut short by a kill is dropped (and
-reported) when the file is opened.
+answer is appended as soon as it arrives and flushed to the operating system, so a process
+killed half-way (even SIGKILL) resumes without repeating any call it had received an answer to:
+an inner engine with `chat_each(conversations, sampling)` (the HTTP engine) hands over answers
+one by one as its requests complete; any other engine hands over a whole batch when `chat`
+returns. The file is fsynced after every batch, so a machine crash loses at most the batch in
+progress. A last line cut short by a crash is dropped (and reported) when the file is opened.
 
 Key: sha256 of (key_prefix, the conversation's messages, the sampling settings, and the
 occurrence number of that same request within the call). The occurrence number keeps identical
@@ -22,9 +25,10 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
@@ -80,12 +84,30 @@ class CachedChatEngine:
         self.misses += len(missing)
         batches = [missing[s:s + self.batch_size] for s in range(0, len(missing), self.batch_size)]
         for batch in tqdm(batches, desc=f"chat {self.key_prefix}", disable=len(batches) < 2):
-            replies = self.inner.chat([conversations[i] for i in batch], sampling)
-            if len(replies) != len(batch):
-                raise RuntimeError(f"{self.key_prefix}: inner engine returned {len(replies)} replies "
-                                   f"for {len(batch)} conversations")
-            self._save([(keys[i], r) for i, r in zip(batch, replies)])
+            self._ask([conversations[i] for i in batch], [keys[i] for i in batch], sampling)
         return [self.answers[k] for k in keys]
+
+    def _ask(self, conversations: Sequence[Sequence[Message]], keys: Sequence[str],
+             sampling: Sampling) -> None:
+        """Send one batch of misses to `inner` and save every answer the moment it arrives."""
+        chat_each = getattr(self.inner, "chat_each", None)
+        saved = 0
+        with self._appender() as save:
+            if chat_each is not None:
+                for j, reply in chat_each(conversations, sampling):
+                    save(keys[j], reply)
+                    saved += 1
+            else:
+                replies = self.inner.chat(conversations, sampling)
+                if len(replies) != len(keys):
+                    raise RuntimeError(f"{self.key_prefix}: inner engine returned {len(replies)} "
+                                       f"replies for {len(keys)} conversations")
+                for key, reply in zip(keys, replies):
+                    save(key, reply)
+                    saved += 1
+        if saved != len(keys):
+            raise RuntimeError(f"{self.key_prefix}: inner engine answered {saved} of "
+                               f"{len(keys)} conversations")
 
     def _keys(self, conversations: Sequence[Sequence[Message]], sampling: Sampling) -> list[str]:
         seen: dict[str, int] = {}
@@ -96,13 +118,22 @@ class CachedChatEngine:
             keys.append(base if n == 0 else request_key(self.key_prefix, conv, sampling, n))
         return keys
 
-    def _save(self, records: list[tuple[str, str]]) -> None:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                for key, reply in records:
-                    f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n")
+    @contextmanager
+    def _appender(self) -> Iterator[Callable[[str, str], None]]:
+        """A `save(key, reply)` that appends one record and flushes it to the operating system
+        (it then outlives a killed process); the file is fsynced when the block ends, error or not."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            def save(key: str, reply: str) -> None:
+                line = json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n"
+                with self._lock:
+                    f.write(line)
+                    f.flush()
                     self.answers[key] = reply
+
+            try:
+                yield save
+            finally:
                 f.flush()
                 os.fsync(f.fileno())
 

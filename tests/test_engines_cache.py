@@ -85,6 +85,34 @@ def test_killed_run_resumes_with_zero_repeated_calls(tmp_path):
     assert replies == [f"reply to q{i} #1" for i in range(7)]
 
 
+class StreamingEngine(ScriptedEngine):
+    """Hands answers over one by one in reverse order (as requests completing out of order do);
+    can be killed after `crash_after` answers of a call."""
+
+    def __init__(self, crash_after: int | None = None):
+        super().__init__()
+        self.crash_after = crash_after
+
+    def chat_each(self, conversations, sampling):
+        replies = self.chat(conversations, sampling)
+        for n, i in enumerate(reversed(range(len(replies)))):
+            if n == self.crash_after:
+                raise KeyboardInterrupt("killed")
+            yield i, replies[i]
+
+
+def test_streamed_answers_are_saved_as_they_arrive(tmp_path):
+    path = tmp_path / "c.jsonl"
+    texts = [f"q{i}" for i in range(5)]
+    with pytest.raises(KeyboardInterrupt):  # killed inside its only batch, after two answers
+        CachedChatEngine(StreamingEngine(crash_after=2), path, "p").chat(_convs(*texts), SAMPLING)
+    assert len(path.read_text().splitlines()) == 2
+    resumed = StreamingEngine()
+    replies = CachedChatEngine(resumed, path, "p").chat(_convs(*texts), SAMPLING)
+    assert resumed.asked == ["q0", "q1", "q2"]  # q4 and q3 had arrived before the kill
+    assert replies == [f"reply to q{i} #1" for i in range(5)]
+
+
 def test_truncated_last_line_is_tolerated_and_repaired(tmp_path):
     path = tmp_path / "c.jsonl"
     inner = ScriptedEngine()
@@ -118,3 +146,10 @@ def test_wrong_reply_count_from_inner_is_an_error(tmp_path):
 
     with pytest.raises(RuntimeError, match="returned 1 replies for 2 conversations"):
         CachedChatEngine(Short(), tmp_path / "c.jsonl").chat(_convs("a", "b"), SAMPLING)
+
+    class ShortStream(Short):
+        def chat_each(self, conversations, sampling):
+            yield 0, "only one"
+
+    with pytest.raises(RuntimeError, match="answered 1 of 2 conversations"):
+        CachedChatEngine(ShortStream(), tmp_path / "d.jsonl").chat(_convs("a", "b"), SAMPLING)
