@@ -1,13 +1,14 @@
 """A resumable disk cache in front of a ChatEngine, for judges and annotators.
 
 `CachedChatEngine(inner, path, key_prefix)` answers each conversation from an append-only JSONL
-file when it can and sends only the misses to `inner` (batched, `batch_size` at a time). Each
-answer is appended as soon as it arrives and flushed to the operating system, so a process
-killed half-way (even SIGKILL) resumes without repeating any call it had received an answer to:
-an inner engine with `chat_each(conversations, sampling)` (the HTTP engine) hands over answers
-one by one as its requests complete; any other engine hands over a whole batch when `chat`
-returns. The file is fsynced after every batch, so a machine crash loses at most the batch in
-progress. A last line cut short by a crash is dropped (and reported) when the file is opened.
+file when it can and sends only the misses to `inner`. Each answer is appended as soon as it
+arrives and flushed to the operating system, so a process killed half-way (even SIGKILL)
+resumes without repeating any call it had received an answer to: an inner engine with
+`chat_each(conversations, sampling)` (the HTTP engine) gets all the misses in one call and hands
+answers over one by one as its requests complete; any other engine gets `batch_size` misses per
+`chat` call and hands over each batch when it returns. The file is fsynced every `batch_size`
+answers, so a machine crash loses at most that many. A last line cut short by a crash is dropped
+(and reported) when the file is opened.
 
 Key: sha256 of (key_prefix, the conversation's messages, the sampling settings, and the
 occurrence number of that same request within the call). The occurrence number keeps identical
@@ -56,7 +57,10 @@ class CachedChatEngine:
     inner:      the engine doing the real work
     path:       the JSONL cache file (created, with its folder, if missing)
     key_prefix: what makes answers of this engine/prompt distinct (default: inner.name)
-    batch_size: misses per inner call; answers are saved after each batch
+    batch_size: answers between two fsyncs of the file; for an inner engine without `chat_each`
+                also the misses per inner call (answers are saved when each such call returns).
+                An engine with `chat_each` gets all misses of a call at once, so a concurrent
+                one (HTTP) stays busy instead of draining at every batch boundary.
     Counters: `hits` and `misses` over this object's lifetime; `dropped_lines` when opening.
     """
 
@@ -66,6 +70,8 @@ class CachedChatEngine:
         if not prefix:
             raise ValueError("CachedChatEngine needs key_prefix (e.g. the engine spec) for an inner "
                              "engine without a `name`")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.inner, self.path, self.key_prefix = inner, Path(path), prefix
         self.batch_size = batch_size
         self.name = f"cached({prefix})"
@@ -82,32 +88,36 @@ class CachedChatEngine:
         missing = [i for i, k in enumerate(keys) if k not in self.answers]
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
-        batches = [missing[s:s + self.batch_size] for s in range(0, len(missing), self.batch_size)]
-        for batch in tqdm(batches, desc=f"chat {self.key_prefix}", disable=len(batches) < 2):
-            self._ask([conversations[i] for i in batch], [keys[i] for i in batch], sampling)
+        if missing:
+            with tqdm(total=len(missing), desc=f"chat {self.key_prefix}",
+                      disable=len(missing) <= self.batch_size) as progress, self._appender() as save:
+                for key, reply in self._ask([conversations[i] for i in missing],
+                                            [keys[i] for i in missing], sampling):
+                    save(key, reply)
+                    progress.update()
         return [self.answers[k] for k in keys]
 
     def _ask(self, conversations: Sequence[Sequence[Message]], keys: Sequence[str],
-             sampling: Sampling) -> None:
-        """Send one batch of misses to `inner` and save every answer the moment it arrives."""
+             sampling: Sampling) -> Iterator[tuple[str, str]]:
+        """(key, reply) for every miss, as `inner` hands them over: one by one from `chat_each`,
+        else a batch of `batch_size` per `chat` call."""
         chat_each = getattr(self.inner, "chat_each", None)
-        saved = 0
-        with self._appender() as save:
-            if chat_each is not None:
-                for j, reply in chat_each(conversations, sampling):
-                    save(keys[j], reply)
-                    saved += 1
-            else:
-                replies = self.inner.chat(conversations, sampling)
-                if len(replies) != len(keys):
-                    raise RuntimeError(f"{self.key_prefix}: inner engine returned {len(replies)} "
-                                       f"replies for {len(keys)} conversations")
-                for key, reply in zip(keys, replies):
-                    save(key, reply)
-                    saved += 1
-        if saved != len(keys):
-            raise RuntimeError(f"{self.key_prefix}: inner engine answered {saved} of "
-                               f"{len(keys)} conversations")
+        if chat_each is not None:
+            answered = 0
+            for j, reply in chat_each(conversations, sampling):
+                answered += 1
+                yield keys[j], reply
+            if answered != len(keys):
+                raise RuntimeError(f"{self.key_prefix}: inner engine answered {answered} of "
+                                   f"{len(keys)} conversations")
+            return
+        for s in range(0, len(keys), self.batch_size):
+            batch = conversations[s:s + self.batch_size]
+            replies = self.inner.chat(batch, sampling)
+            if len(replies) != len(batch):
+                raise RuntimeError(f"{self.key_prefix}: inner engine returned {len(replies)} "
+                                   f"replies for {len(batch)} conversations")
+            yield from zip(keys[s:s + self.batch_size], replies)
 
     def _keys(self, conversations: Sequence[Sequence[Message]], sampling: Sampling) -> list[str]:
         seen: dict[str, int] = {}
@@ -120,16 +130,24 @@ class CachedChatEngine:
 
     @contextmanager
     def _appender(self) -> Iterator[Callable[[str, str], None]]:
-        """A `save(key, reply)` that appends one record and flushes it to the operating system
-        (it then outlives a killed process); the file is fsynced when the block ends, error or not."""
+        """A `save(key, reply)` that appends one record and flushes it to the operating system (it
+        then outlives a killed process); the file is fsynced every `batch_size` records and when
+        the block ends, error or not (a machine crash loses at most the records since)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
+            unsynced = 0
+
             def save(key: str, reply: str) -> None:
+                nonlocal unsynced
                 line = json.dumps({"key": key, "reply": reply}, ensure_ascii=False) + "\n"
                 with self._lock:
                     f.write(line)
                     f.flush()
                     self.answers[key] = reply
+                unsynced += 1
+                if unsynced >= self.batch_size:
+                    os.fsync(f.fileno())
+                    unsynced = 0
 
             try:
                 yield save

@@ -113,6 +113,15 @@ def test_streamed_answers_are_saved_as_they_arrive(tmp_path):
     assert replies == [f"reply to q{i} #1" for i in range(5)]
 
 
+def test_a_streaming_engine_gets_all_misses_in_one_call(tmp_path):
+    inner = StreamingEngine()
+    engine = CachedChatEngine(inner, tmp_path / "c.jsonl", "p", batch_size=2)
+    replies = engine.chat(_convs("a", "b", "c", "d", "e"), SAMPLING)
+    assert replies == [f"reply to {t} #1" for t in "abcde"]
+    assert inner.calls == [["a", "b", "c", "d", "e"]]  # no drain at every batch of 2
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 5
+
+
 def test_truncated_last_line_is_tolerated_and_repaired(tmp_path):
     path = tmp_path / "c.jsonl"
     inner = ScriptedEngine()
