@@ -7,7 +7,7 @@ model, vLLM offline, and OpenAI-compatible HTTP servers. `load_chat_engine(spec)
 `load_token_engine(spec)` build one from a spec string such as `builtin:smollm2-135m-instruct`,
 `hf:/models/x@lora=/adapters/y`, `vllm:Qwen/Qwen3-8B` or `openai:http://host:8000/v1#model`
 (see docs/engines.md). CachedChatEngine puts a resumable disk cache in front of a ChatEngine.
-Depends on corpora only. Heavy modules (torch, transformers, httpx) load on first use.
+Depends on corpora only. Heavy modules (torch, transformers) load on first use.
 """
 
 from __future__ import annotations
