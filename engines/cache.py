@@ -39,13 +39,14 @@ from engines.base import ChatEngine, Sampling
 log = logging.getLogger(__name__)
 
 
-def request_key(key_prefix: str, conversation: Sequence[Message], sampling: Sampling,
+def request_key(key_prefix: str, conversation: Sequence[Message], sampling: Sampling | dict,
                 occurrence: int = 0) -> str:
-    """The cache key (hex sha256) of one chat request."""
+    """The cache key (hex sha256) of one chat request; `sampling` may be given as
+    `dataclasses.asdict(sampling)`, which a caller keying many requests computes once."""
     payload = {
         "prefix": key_prefix,
         "messages": [m.as_dict() if isinstance(m, Message) else dict(m) for m in conversation],
-        "sampling": asdict(sampling),
+        "sampling": sampling if isinstance(sampling, dict) else asdict(sampling),
         "occurrence": occurrence,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -120,12 +121,13 @@ class CachedChatEngine:
             yield from zip(keys[s:s + self.batch_size], replies)
 
     def _keys(self, conversations: Sequence[Sequence[Message]], sampling: Sampling) -> list[str]:
+        fields = asdict(sampling)  # once per call: asdict is slow next to the hashing
         seen: dict[str, int] = {}
         keys = []
         for conv in conversations:
-            base = request_key(self.key_prefix, conv, sampling)
+            base = request_key(self.key_prefix, conv, fields)
             n = seen[base] = seen.get(base, -1) + 1
-            keys.append(base if n == 0 else request_key(self.key_prefix, conv, sampling, n))
+            keys.append(base if n == 0 else request_key(self.key_prefix, conv, fields, n))
         return keys
 
     @contextmanager
