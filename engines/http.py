@@ -18,9 +18,10 @@ Robustness:
   honoured for http:// proxies.
 Wire layer: the standard library's http.client, one connection per request in flight, opened
 with TCP_NODELAY. Client CPU per request is what bounds judging throughput on a small machine
-(each request's Python work holds the GIL): measured on 2 cores, http.client costs about 0.2 ms
-of CPU per request where httpx.Client costs about 1 ms (1.6–2.5 ms with 32 threads sharing its
-pool) and httpx.AsyncClient about 4 ms at 32 concurrent requests (see benchmarks/judge.py).
+(each request's Python work holds the GIL): measured on 2 cores against a loopback server,
+http.client costs about 0.2 ms of CPU per request where httpx.Client costs about 1 ms (1.6–2.5 ms
+with 32 threads sharing its pool) and httpx.AsyncClient about 4 ms at 32 concurrent requests;
+benchmarks/judge.py measures this engine's throughput.
 Seeds: a seeded call gives conversation i the seed `seed + i`, so identical conversations in one
 call still get different samples while the call stays reproducible.
 """
