@@ -3,7 +3,8 @@
 `ScriptedChatServer(reply)` answers POST /v1/chat/completions with `reply(body) -> str` (body:
 the request JSON, with "model" and "messages") and counts requests per model, so tests can
 check that a rerun makes no new calls. Use it as a context manager; its `spec(model)` is the
-engine spec string `openai:http://127.0.0.1:<port>/v1#<model>`.
+engine spec string `openai:http://127.0.0.1:<port>/v1#<model>`. Subclasses may override `hold`
+(True: leave the request unanswered) and `answered` (called once a reply has been written).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class ScriptedChatServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if server.hold(body):
+                    return  # never answered: the connection just closes
                 with server.lock:
                     server.calls[body["model"]] += 1
                 try:
@@ -62,5 +65,14 @@ class ScriptedChatServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                self.wfile.flush()
+                server.answered(body)
 
         return Handler
+
+    def hold(self, body: dict[str, Any]) -> bool:
+        """Whether to leave this request unanswered (never, here)."""
+        return False
+
+    def answered(self, body: dict[str, Any]) -> None:
+        """Called after the reply to `body` has been written (nothing to do, here)."""

@@ -29,11 +29,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.eval_fixtures import ScriptedChatServer
 
 REPO = Path(__file__).resolve().parents[1]
 N_TASKS = 5                # 5 tasks x 2 orders = 10 judge requests, all in one cached batch
@@ -42,68 +43,43 @@ RECORD_WAIT_S = 10.0
 LABELS = ("A++", "A+", "A=B", "B+", "B++")
 
 
-class RecordingServer:
+class RecordingServer(ScriptedChatServer):
     """/v1/chat/completions for the models "model-a", "model-b" and "judge", answered
-    deterministically from the request itself; `answered` lists every body it answered in full.
+    deterministically from the request itself; `bodies` lists every body it answered in full.
     With `hold_after = n`, judge requests after the n-th (and every request after them) are held
     open unanswered until `release` is set."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.answered: list[dict[str, Any]] = []
+        super().__init__(_reply)
+        self.bodies: list[dict[str, Any]] = []
         self.held: list[dict[str, Any]] = []
         self.hold_after: int | None = None
         self.judge_started = 0
         self.release = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-
-    def spec(self, model: str) -> str:
-        return f"openai:http://127.0.0.1:{self.httpd.server_address[1]}/v1#{model}"
 
     def judge_answered(self) -> int:
         with self.lock:
-            return sum(b["model"] == "judge" for b in self.answered)
+            return sum(b["model"] == "judge" for b in self.bodies)
 
-    def _hold(self, body: dict[str, Any]) -> bool:
-        """Whether to hold this request (decided once per request, under the lock)."""
+    def hold(self, body: dict[str, Any]) -> bool:
+        """Whether to hold this request (decided once per request, under the lock); a held
+        request waits for `release` and is never answered."""
         with self.lock:
             if self.hold_after is None:
                 return False
             if self.held or (body["model"] == "judge" and self.judge_started >= self.hold_after):
                 self.held.append(body)
-                return True
-            self.judge_started += body["model"] == "judge"
-            return False
+                held = True
+            else:
+                self.judge_started += body["model"] == "judge"
+                held = False
+        if held:
+            self.release.wait(60)
+        return held
 
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if server._hold(body):
-                    server.release.wait(60)
-                    return  # never answered: the connection just closes
-                data = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                            "content": _reply(body)}}]}).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    self.wfile.flush()
-                except OSError:
-                    return
-                with server.lock:
-                    server.answered.append(body)
-
-        return Handler
+    def answered(self, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.bodies.append(body)
 
 
 def _reply(body: dict[str, Any]) -> str:
@@ -139,11 +115,11 @@ def _env() -> dict[str, str]:
 
 def _run_to_end(server: RecordingServer, out: Path) -> list[dict[str, Any]]:
     """Run the evaluation to completion; the bodies the server answered during it."""
-    before = len(server.answered)
+    before = len(server.bodies)
     proc = subprocess.run(_command(server, out), cwd=REPO, env=_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return server.answered[before:]
+    return server.bodies[before:]
 
 
 def _cache_lines(path: Path) -> int:
@@ -173,7 +149,7 @@ def _run_and_kill(server: RecordingServer, out: Path) -> list[dict[str, Any]]:
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     with server.lock:
-        answered = list(server.answered)
+        answered = list(server.bodies)
         server.hold_after, server.judge_started = None, 0
         server.held.clear()
     server.release.set()  # the held handlers give up (their client is gone)
