@@ -142,7 +142,7 @@ def _simulator(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     result = run_demo_finetune(train, heldout, out / "simulator", config=cfg.sim_config,
                                overrides=overrides)
     print(result.summary())
-    return result.as_dict()
+    return {**result.as_dict(), "summary": result.summary()}
 
 
 def _adapter_spec(adapter: str) -> str:
@@ -161,7 +161,9 @@ def _crosssim(cfg: DemoConfig, out: Path, adapter: str, reward: dict[str, Any]) 
                                          "rl": _adapter_spec(adapter)}),
              "--reward", json.dumps(reward)]
     path = run_cross_sim(parse_config(CrossSimConfig, flags), ["wildsim", "demo"])
-    return {"report": str(path.parent / "report.md"), "json": str(path)}
+    cells = json.loads(path.read_text())["cells"]
+    means = {f"{c['assistant']} x {c['simulator']}": c["reward"]["mean"] for c in cells}
+    return {"report": str(path.parent / "report.md"), "json": str(path), "mean_reward": means}
 
 
 def _wildbench(cfg: DemoConfig, out: Path, adapter: str) -> dict[str, Any]:
@@ -183,11 +185,13 @@ def _summary(results: dict[str, Any], wall: dict[str, float]) -> str:
                   f"curve {rl['out']}/reward_curve.png, transcripts {rl['out']}/transcripts.html"]
     sim = results.get("simulator")
     if sim:
-        lines += [f"- simulator fine-tuning: {json.dumps(sim)}"]
+        lines += [f"- {sim['summary']}"]
     for stage in ("crosssim", "wildbench"):
         if stage in results:
             lines += [f"- {stage}: {results[stage]['report']}"
                       + (f" ({results[stage]['note']})" if "note" in results[stage] else "")]
+            lines += [f"  - mean reward, {cell}: {mean:.3f}"
+                      for cell, mean in results[stage].get("mean_reward", {}).items()]
     lines += ["", "| stage | wall s |", "|---|---|"]
     lines += [f"| {s} | {w:.0f} |" for s, w in wall.items()]
     return "\n".join(lines) + "\n"

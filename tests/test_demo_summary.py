@@ -1,0 +1,24 @@
+"""The demo's closing summary: each stage's figures in words, not a dump of its JSON."""
+
+from wildsim.demo import _summary
+
+
+def test_summary_names_each_stage_figures():
+    results = {
+        "rl": {"steps": 10, "reward": {"kind": "rule", "rule": "length_band"},
+               "reward_first_quarter": 0.405, "reward_last_quarter": 0.913, "out": "runs/d/train_rl"},
+        "simulator": {"summary": "simulator fine-tuning: 241 train conversations, 8 steps",
+                      "untuned": {"perplexity": 7.1}},
+        "crosssim": {"report": "runs/d/cross_sim/report.md",
+                     "mean_reward": {"base x roleplay1-cpu": 0.1667, "rl x roleplay1-cpu": 0.91}},
+        "wildbench": {"report": "runs/d/wildbench/report.md", "note": "smoke test"},
+    }
+    text = _summary(results, {"rl": 505.2, "simulator": 111.0, "crosssim": 104.4, "wildbench": 34.0})
+    lines = text.splitlines()
+    assert "0.405 -> last quarter 0.913" in text
+    assert "- simulator fine-tuning: 241 train conversations, 8 steps" in lines
+    assert "perplexity" not in text  # the stage's raw dict is not dumped
+    assert "  - mean reward, base x roleplay1-cpu: 0.167" in lines
+    assert "  - mean reward, rl x roleplay1-cpu: 0.910" in lines
+    assert "- wildbench: runs/d/wildbench/report.md (smoke test)" in lines
+    assert "| rl | 505 |" in lines and "| crosssim | 104 |" in lines
