@@ -21,6 +21,7 @@ _LAZY = {
     "RULES": "rewards.rules",
     "WeightedReward": "rewards.weighted",
     "build_reward": "rewards.weighted",
+    "describe_reward": "rewards.weighted",
 }
 
 __all__ = ["Reward", "RewardResult", "REWARD_KINDS", *_LAZY]

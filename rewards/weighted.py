@@ -84,3 +84,20 @@ def build_reward(config: Mapping[str, Any], *, engine_loader: Callable[..., Any]
     if hasattr(cls, "from_config"):
         return cls.from_config(config, engine_loader)
     return cls(**{k: v for k, v in config.items() if k != "kind"})
+
+
+def describe_reward(config: Mapping[str, Any]) -> str:
+    """A one-line name of the reward a config builds, for plot titles and summaries, e.g.
+    "length_band rule (lo=3, hi=12)", "LLM judge (2 judges)", "0.8 × LLM judge (1 judge) + 0.2 ×
+    length_band rule (lo=20, hi=150)"."""
+    kind = str(config.get("kind", "?"))
+    if kind == "weighted":
+        return " + ".join(f"{float(c.get('weight', 1.0)):g} × {describe_reward(c)}"
+                          for c in config.get("components", []))
+    if kind == "judge":
+        n = len(config.get("judges") or [])
+        return f"LLM judge ({n} judge{'s' if n != 1 else ''})"
+    skip = {"kind", "rule", "name", "weight"}
+    params = ", ".join(f"{k}={v}" for k, v in config.items() if k not in skip)
+    head = f"{config['rule']} rule" if kind == "rule" and "rule" in config else kind
+    return f"{head} ({params})" if params else head

@@ -5,7 +5,7 @@ from wildsim.demo import _summary
 
 def test_summary_names_each_stage_figures():
     results = {
-        "rl": {"steps": 10, "reward": {"kind": "rule", "rule": "length_band"},
+        "rl": {"steps": 10, "reward": {"kind": "rule", "rule": "length_band", "lo": 3, "hi": 12},
                "reward_first_quarter": 0.405, "reward_last_quarter": 0.913, "out": "runs/d/train_rl"},
         "simulator": {"summary": "simulator fine-tuning: 241 train conversations, 8 steps",
                       "untuned": {"perplexity": 7.1}},
@@ -15,7 +15,8 @@ def test_summary_names_each_stage_figures():
     }
     text = _summary(results, {"rl": 505.2, "simulator": 111.0, "crosssim": 104.4, "wildbench": 34.0})
     lines = text.splitlines()
-    assert "0.405 -> last quarter 0.913" in text
+    assert ("- GRPO: 10 steps, reward length_band rule (lo=3, hi=12): first quarter 0.405 -> "
+            "last quarter 0.913") in text
     assert "- simulator fine-tuning: 241 train conversations, 8 steps" in lines
     assert "perplexity" not in text  # the stage's raw dict is not dumped
     assert "  - mean reward, base x roleplay1-cpu: 0.167" in lines

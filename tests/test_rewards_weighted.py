@@ -69,3 +69,18 @@ def test_build_reward_errors():
         build_reward({"rule": "asks_question"})
     with pytest.raises(ValueError, match=r"components\[0\] needs a weight"):
         build_reward({"kind": "weighted", "components": [{"kind": "rule", "rule": "asks_question"}]})
+
+
+def test_describe_reward_names_kind_and_settings():
+    from rewards import describe_reward
+
+    assert describe_reward({"kind": "rule", "rule": "length_band", "lo": 3, "hi": 12}) == \
+        "length_band rule (lo=3, hi=12)"
+    assert describe_reward({"kind": "rule", "rule": "user_thanks"}) == "user_thanks rule"
+    assert describe_reward({"kind": "judge", "judges": ["a", "b"], "max_tokens": 96}) == \
+        "LLM judge (2 judges)"
+    weighted = {"kind": "weighted", "components": [
+        {"weight": 0.8, "kind": "judge", "judges": ["openai:http://h:8000/v1#j"]},
+        {"weight": 0.2, "kind": "rule", "rule": "length_band", "lo": 20, "hi": 150, "name": "len"}]}
+    assert describe_reward(weighted) == \
+        "0.8 × LLM judge (1 judge) + 0.2 × length_band rule (lo=20, hi=150)"

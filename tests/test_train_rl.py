@@ -103,3 +103,11 @@ def test_run_log_writes_escaped_page_and_curve(tmp_path):
     assert "&lt;script&gt;" in page and "<script>" not in page and "reward 0.250" in page
     assert (tmp_path / "reward_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert transcripts_html([]).count("class='ep'") == 0
+
+
+def test_reward_curve_title_names_the_reward():
+    from trainers.runlog import reward_curve_title
+
+    assert reward_curve_title("length_band rule (lo=3, hi=12)").splitlines() == [
+        "Episode reward during training", "length_band rule (lo=3, hi=12)"]
+    assert reward_curve_title() == "Episode reward during training"

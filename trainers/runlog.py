@@ -5,7 +5,8 @@ Files in the run's output directory (see docs/metrics.md for every metric):
 - transcripts.jsonl  every episode trained on: step, messages, simulator, persona, end reason,
                      reward and its details (Episode.to_record() plus the step and token counts)
 - transcripts.html   the same conversations as a readable page (the latest `html_max_episodes`)
-- reward_curve.png   mean episode reward per step, with ± one standard deviation
+- reward_curve.png   mean episode reward per step, with ± one standard deviation, titled with the
+                     reward it plots (rewards.describe_reward)
 
 Only the main process writes (pass `is_main=False` on other ranks). Metric names from TRL's own
 logs are renamed into the project's namespaces by `rename_trl_metrics`.
@@ -59,8 +60,10 @@ def episode_record(episode: Episode, step: int) -> dict[str, Any]:
 class RunLog:
     """Appends metrics and transcripts to a run's output directory; writes the page and plot."""
 
-    def __init__(self, out_dir: str | Path, *, is_main: bool = True, html_max_episodes: int = 400):
+    def __init__(self, out_dir: str | Path, *, is_main: bool = True, html_max_episodes: int = 400,
+                 reward_label: str = ""):
         self.out_dir = Path(out_dir)
+        self.reward_label = reward_label
         self.is_main = is_main
         self.html_max_episodes = html_max_episodes
         self.metrics_path = self.out_dir / "metrics.jsonl"
@@ -90,7 +93,7 @@ class RunLog:
         self.html_path.write_text(transcripts_html(records))
         rows = _read_jsonl(self.metrics_path)
         if any("reward/mean" in r for r in rows):
-            plot_reward_curve(rows, self.curve_path)
+            plot_reward_curve(rows, self.curve_path, self.reward_label)
 
     @staticmethod
     def _append(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -142,8 +145,14 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
     return [sum(values[i:i + window]) / window for i in range(len(values) - window + 1)]
 
 
-def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Plot reward/mean (± reward/std) against step and save a PNG."""
+def reward_curve_title(reward_label: str = "") -> str:
+    """The reward curve's title: what is plotted, and under it which reward."""
+    return "Episode reward during training" + (f"\n{reward_label}" if reward_label else "")
+
+
+def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path, reward_label: str = "") -> Path:
+    """Plot reward/mean (± reward/std) against step and save a PNG; `reward_label` names the
+    reward in the title (rewards.describe_reward)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,7 +170,7 @@ def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
                     [m + s for m, s in zip(means, stds)], alpha=0.2, label="± 1 std")
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("reward")
-    ax.set_title("Episode reward during training")
+    ax.set_title(reward_curve_title(reward_label), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

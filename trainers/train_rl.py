@@ -338,9 +338,10 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
                                    engine_override=cfg.simulator.engine, seed=cfg.seed,
                                    engine_loader=_engine_loader(cfg.simulator.dtype))
         _cap_simulator_tokens(simulator, cfg.simulator.max_tokens)
-    if reward is None:
-        from rewards import build_reward
+    from rewards import build_reward, describe_reward
 
+    reward_label = describe_reward(cfg.reward) if reward is None else type(reward).__name__
+    if reward is None:
         reward = build_reward(cfg.reward)
     model_dir = policy_model_dir(cfg.policy.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -349,7 +350,8 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
     layout = batch_layout(cfg.grpo, PartialState(cpu=use_cpu).num_processes)
     args = grpo_args(cfg, layout, out, use_cpu)
     is_main = args.process_index == 0
-    runlog = RunLog(out, is_main=is_main, html_max_episodes=cfg.html_max_episodes)
+    runlog = RunLog(out, is_main=is_main, html_max_episodes=cfg.html_max_episodes,
+                    reward_label=reward_label)
     rollout = EpisodeRollout(tasks, simulator, cfg.rollout, updates_per_step=layout.updates_per_step,
                              seed=cfg.seed)
     steplog = StepLog(runlog, rollout, layout.updates_per_step)

@@ -180,7 +180,9 @@ def _summary(results: dict[str, Any], wall: dict[str, float]) -> str:
     lines = ["# wildsim CPU demo", ""]
     rl = results.get("rl")
     if rl:
-        lines += [f"- GRPO: {rl['steps']} steps, reward {rl['reward']}: first quarter "
+        from rewards import describe_reward
+
+        lines += [f"- GRPO: {rl['steps']} steps, reward {describe_reward(rl['reward'])}: first quarter "
                   f"{rl['reward_first_quarter']:.3f} -> last quarter {rl['reward_last_quarter']:.3f}; "
                   f"curve {rl['out']}/reward_curve.png, transcripts {rl['out']}/transcripts.html"]
     sim = results.get("simulator")
