@@ -31,8 +31,9 @@ answer needs a few sentences plus one DAMSL and one SGD entry per user message.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Sequence
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from tqdm import tqdm
 
@@ -150,21 +151,33 @@ def _sgd_text(value) -> str | None:
     return " | ".join(per_turn)
 
 
-def parse_annotation(reply: str) -> FacetAnnotation | None:
-    """The annotation in an annotator reply, or None when a field is missing or malformed (see
-    the module docstring for what is tolerated)."""
+def diagnose_annotation(reply: str) -> tuple[FacetAnnotation | None, str | None]:
+    """(the annotation in an annotator reply, None) or (None, why it failed): "no JSON object",
+    "missing: <fields>" (absent from the object) or "unusable: <fields>" (present but empty,
+    a placeholder, or of the wrong type); a reply with both problems reports the missing ones.
+    See the module docstring for what is tolerated."""
     from engines.jsonparse import extract_json_object
 
     obj = extract_json_object(reply)
     if not isinstance(obj, dict):
-        return None
+        return None, "no JSON object"
     obj = {str(k).strip().lower(): v for k, v in obj.items()}
-    texts = {f: _as_text(obj.get(f)) for f in TEXT_FACETS}
-    texts["damsl"] = _as_text(obj.get("damsl"), joiner="; ")
-    texts["sgd"] = _sgd_text(obj.get("sgd"))
-    if any(v is None for v in texts.values()):
-        return None
-    return FacetAnnotation(**texts)
+    missing = [f for f in FACETS if f not in obj]
+    if missing:
+        return None, "missing: " + ", ".join(missing)
+    texts = {f: _as_text(obj[f]) for f in TEXT_FACETS}
+    texts["damsl"] = _as_text(obj["damsl"], joiner="; ")
+    texts["sgd"] = _sgd_text(obj["sgd"])
+    unusable = [f for f in FACETS if texts[f] is None]
+    if unusable:
+        return None, "unusable: " + ", ".join(unusable)
+    return FacetAnnotation(**texts), None
+
+
+def parse_annotation(reply: str) -> FacetAnnotation | None:
+    """The annotation in an annotator reply, or None when a field is missing or malformed
+    (`diagnose_annotation` says which)."""
+    return diagnose_annotation(reply)[0]
 
 
 def reply_budget(messages: Sequence[Message], cap: int) -> int:
@@ -176,11 +189,19 @@ def reply_budget(messages: Sequence[Message], cap: int) -> int:
 
 @dataclass
 class AnnotationRun:
-    """Annotations in input order (None where the annotator failed) and the failure count."""
+    """Annotations in input order (None where the annotator failed), the failure count, how many
+    conversations needed the retry, and the failures counted by the reason of their last reply
+    (`diagnose_annotation`)."""
 
     annotations: list[FacetAnnotation | None]
     failures: int
     retried: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's counts, as reported in fidelity.json."""
+        return {"annotated": len(self.annotations) - self.failures, "failed": self.failures,
+                "retried": self.retried, "failure_reasons": dict(sorted(self.reasons.items()))}
 
 
 def _by_budget(idx: list[int], budgets: list[int]) -> dict[int, list[int]]:
@@ -201,18 +222,20 @@ def annotate(conversations: Sequence[Sequence[Message]], engine: ChatEngine, *,
     budgets = [reply_budget(c, max_tokens) for c in conversations]
     order = sorted(range(len(conversations)), key=budgets.__getitem__)
     out: list[FacetAnnotation | None] = [None] * len(conversations)
+    why: dict[int, str] = {}
     retried = 0
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         for budget, idx in _by_budget(order[start:start + batch_size], budgets).items():
             first = Sampling(temperature=0.0, max_tokens=budget, seed=seed, json_schema=JSON_SCHEMA)
             replies = engine.chat([annotation_prompt(conversations[i]) for i in idx], first)
             for i, reply in zip(idx, replies):
-                out[i] = parse_annotation(reply)
+                out[i], why[i] = diagnose_annotation(reply)
             again = [i for i in idx if out[i] is None]
             if again:
                 retried += len(again)
                 retry = first.with_(temperature=0.7, seed=seed + 1)
                 replies = engine.chat([annotation_prompt(conversations[i]) for i in again], retry)
                 for i, reply in zip(again, replies):
-                    out[i] = parse_annotation(reply)
-    return AnnotationRun(out, sum(a is None for a in out), retried)
+                    out[i], why[i] = diagnose_annotation(reply)
+    reasons = Counter(why[i] for i, a in enumerate(out) if a is None)
+    return AnnotationRun(out, sum(a is None for a in out), retried, dict(reasons))

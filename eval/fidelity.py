@@ -200,8 +200,10 @@ def run(cfg: FidelityConfig, command: str = "") -> dict[str, Any]:
     represented, embedder_name, views = _represent(cfg, sets)
     for s, r in zip(sets, represented):
         if r.n < 2:
+            why = (f" (annotator failures by reason: {r.annotation['failure_reasons']})"
+                   if r.annotation and r.annotation["failure_reasons"] else "")
             raise FidelityInputError(f"{s.name} ({s.path}): only {r.n} usable item(s) after "
-                                     f"skipping {r.skipped}; fidelity needs at least 2")
+                                     f"skipping {r.skipped}{why}; fidelity needs at least 2")
     names = [s.name for s in sets]
     results = {v: analyse_view(v, names, represented, cfg, normalise=cfg.representation != "style")
                for v in views}
@@ -216,6 +218,8 @@ def run(cfg: FidelityConfig, command: str = "") -> dict[str, Any]:
         "skipped": {s.name: {**s.skipped, **{k: v for k, v in r.skipped.items() if v}}
                     for s, r in zip(sets, represented)},
         "inputs": {s.name: s.path for s in sets},
+        "annotation": ({s.name: r.annotation for s, r in zip(sets, represented)}
+                       if cfg.representation == "facets" else None),
         **results[views[0]],
         "per_view": {v: results[v] for v in views[1:]},
     }

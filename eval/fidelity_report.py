@@ -146,6 +146,19 @@ def _other_views(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def annotation_lines(annotation: dict[str, Any] | None) -> list[str]:
+    """The report's line on the facet annotator: per set, conversations annotated, failed (by
+    the reason of the last reply) and retried; nothing for other representations."""
+    if not annotation:
+        return []
+    parts = []
+    for name, a in annotation.items():
+        reasons = "; ".join(f"{why}: {n}" for why, n in a["failure_reasons"].items())
+        parts.append(f"{name} {a['annotated']} annotated, {a['failed']} failed"
+                     + (f" ({reasons})" if reasons else "") + f", {a['retried']} retried")
+    return ["", "Annotator: " + "; ".join(parts) + "."]
+
+
 def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
     """Write report.md and the plots into out_dir; returns the report path."""
     out = Path(out_dir)
@@ -163,6 +176,7 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
              f"{q['restarts']} restarts, seed {result['seed']}.", "",
              "Items per set: " + ", ".join(f"{n} {v}" for n, v in result["n"].items())
              + ". Skipped: " + (", ".join(f"{n}: {s}" for n, s in result["skipped"].items() if s) or "none") + ".",
+             *annotation_lines(result.get("annotation")),
              "", "## Divergences from real users", "",
              "Forward KL high = the simulator misses real behaviours; backward KL high = it shows "
              "behaviours real users don't; JS is symmetric (max ln 2 ≈ 0.693). MAUVE is the area "

@@ -35,6 +35,7 @@ class Represented:
     examples: list[str]            # (n,) example utterance per item
     conversations: int             # conversations read
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> conversations left out
+    annotation: dict | None = None  # facets only: eval.facets.AnnotationRun.summary()
 
     @property
     def n(self) -> int:
@@ -120,4 +121,5 @@ def represent_facets(conversations: Sequence[Sequence[Message]], engine, embedde
     texts["combined"] = [" ".join(a.text(f) for f in FACETS[:4]) for _, a in pairs]
     examples = [short(user_turns(c)[0]) for c, _ in pairs]
     return Represented(views, texts, examples, len(conversations),
-                       {"no_user_turns": empty, "annotation_failed": run.failures})
+                       {"no_user_turns": empty, "annotation_failed": run.failures},
+                       annotation=run.summary())

@@ -17,6 +17,8 @@ from tests.fidelity_fixtures import write_set
 def describe(prompt: str) -> str:
     """The scripted annotator: one behaviour description per planted behaviour."""
     convo = prompt.split("USER: ", 1)[1]
+    if any(code in convo for code in ("def f(", "for (int", "SELECT *")):
+        return "I would rather not describe this conversation."  # the planted annotator failure
     if "!!!" in convo:
         style, acts = "Shouts in capital letters with many exclamation marks; hostile.", "reject"
     elif "please" in convo.lower():
@@ -72,6 +74,10 @@ def test_facets_end_to_end_with_cache(tmp_path, annotator_url):
     assert 0 < first_calls <= 180  # identical conversations across sets are answered once
     result = json.loads((tmp_path / "out" / "fidelity.json").read_text())
     assert result["view"] == "combined" and result["annotator"].startswith("openai:")
+    assert result["annotation"] == {name: {"annotated": 60, "failed": 0, "retried": 0,
+                                           "failure_reasons": {}} for name in ("real", "same", "lacks")}
+    assert "Annotator: real 60 annotated, 0 failed, 0 retried;" in \
+        (tmp_path / "out" / "report.md").read_text()
     assert set(result["per_view"]) == {"requests", "responses", "context", "style", "damsl", "sgd"}
     sims = result["simulators"]
     assert sims["lacks"]["forward_kl"] > 5 * max(sims["same"]["forward_kl"], 0.01)
@@ -80,3 +86,16 @@ def test_facets_end_to_end_with_cache(tmp_path, annotator_url):
     # the constant facet cannot tell the sets apart
     assert result["per_view"]["responses"]["simulators"]["lacks"]["js"] == pytest.approx(0.0, abs=1e-9)
     assert main(argv) == 0 and len(calls) == first_calls  # resumed entirely from the cache
+
+
+def test_a_set_the_annotator_cannot_describe_is_an_error_naming_why(tmp_path, annotator_url, capsys):
+    url, _ = annotator_url
+    write_set(tmp_path / "real.jsonl", ["terse", "polite"], 10, seed=1)
+    write_set(tmp_path / "coder.jsonl", ["code"], 10, seed=2)
+    argv = ["--real", str(tmp_path / "real.jsonl"), "--simulated", f"coder={tmp_path / 'coder.jsonl'}",
+            "--representation", "facets", "--annotator", f"openai:{url}#annotator",
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "coder" in err and "'annotation_failed': 10" in err
+    assert "{'no JSON object': 10}" in err

@@ -8,7 +8,7 @@ import json
 
 from corpora.types import Message
 from eval.facets import (REPLY_BASE_TOKENS, REPLY_TOKENS_PER_USER_MESSAGE, annotate,
-                         parse_annotation, reply_budget)
+                         diagnose_annotation, parse_annotation, reply_budget)
 
 FIELDS = {"requests": "Asks for one thing, fully specified.", "responses": "Accepts silently.",
           "context": "Gives the data up front.", "style": "Formal and polite.",
@@ -81,3 +81,43 @@ def test_requests_do_not_depend_on_batching():
     assert runs[0] == runs[1] == runs[2]
     budgets = {n: reply_budget(_conv(n), 1200) for n in (1, 2, 3)}
     assert sorted(b for _, b in runs[0]) == sorted(budgets[n] for n in (3, 1, 2, 1, 3, 2, 1))
+
+
+def test_a_failure_says_why():
+    assert diagnose_annotation("I cannot help with that.") == (None, "no JSON object")
+    missing = {k: v for k, v in FIELDS.items() if k not in ("sgd", "context")}
+    assert diagnose_annotation(json.dumps(missing)) == (None, "missing: context, sgd")
+    assert diagnose_annotation(_reply(style="...", damsl=[1, 2])) == (None, "unusable: style, damsl")
+    assert diagnose_annotation(json.dumps({**missing, "style": ""})) == (None, "missing: context, sgd")
+    annotation, why = diagnose_annotation(_reply())
+    assert why is None and annotation.sgd == "REQUEST | THANK"
+
+
+class FlakyAnnotator:
+    """Answers conversation i with scripted replies: `script[i]` is (first reply, retry reply)."""
+
+    def __init__(self, script):
+        self.script, self.calls = script, {}
+
+    def chat(self, conversations, sampling):
+        out = []
+        for c in conversations:
+            i = int(c[-1].content.split("question ")[1].split()[0])
+            n = self.calls[i] = self.calls.get(i, 0) + 1
+            out.append(self.script[i][n - 1])
+        return out
+
+
+def test_annotate_counts_retries_and_failure_reasons():
+    convs = [(Message("user", f"question {i}"), Message("assistant", "answer")) for i in range(5)]
+    good, prose = _reply(), "Here is my analysis of the user."
+    no_sgd = json.dumps({k: v for k, v in FIELDS.items() if k != "sgd"})
+    script = {0: (good,), 1: (prose, good), 2: (prose, prose), 3: (good,), 4: (no_sgd, no_sgd)}
+    engine = FlakyAnnotator(script)
+    run = annotate(convs, engine, batch_size=2)
+    assert [a is not None for a in run.annotations] == [True, True, False, True, False]
+    assert engine.calls == {0: 1, 1: 2, 2: 2, 3: 1, 4: 2}
+    assert (run.failures, run.retried) == (2, 3)
+    assert run.reasons == {"no JSON object": 1, "missing: sgd": 1}
+    assert run.summary() == {"annotated": 3, "failed": 2, "retried": 3,
+                             "failure_reasons": {"missing: sgd": 1, "no JSON object": 1}}
