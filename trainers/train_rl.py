@@ -338,11 +338,12 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
                                    engine_override=cfg.simulator.engine, seed=cfg.seed,
                                    engine_loader=_engine_loader(cfg.simulator.dtype))
         _cap_simulator_tokens(simulator, cfg.simulator.max_tokens)
-    from rewards import build_reward, describe_reward
-
-    reward_label = describe_reward(cfg.reward) if reward is None else type(reward).__name__
     if reward is None:
-        reward = build_reward(cfg.reward)
+        from rewards import build_reward, describe_reward
+
+        reward, reward_label = build_reward(cfg.reward), describe_reward(cfg.reward)
+    else:
+        reward_label = type(reward).__name__
     model_dir = policy_model_dir(cfg.policy.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     from accelerate import PartialState
