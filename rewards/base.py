@@ -15,6 +15,9 @@ class RewardResult:
 
     value: float
     details: dict[str, Any] = field(default_factory=dict)
+    #: True when the reward could not be measured (e.g. every judge failed) and the episode must be
+    #: left out of the loss rather than trained on `value` (which then holds only a placeholder).
+    excluded: bool = False
 
 
 @runtime_checkable
