@@ -165,10 +165,7 @@ def examples_for(tokenizer: Any, tasks: Sequence[Task], max_length: int) -> tupl
     """Flipped held-out examples and the counts of what was skipped (and why)."""
     items = [(t.task_id, t.intent, t.conversation) for t in tasks]
     examples, stats = build_examples(tokenizer, items, max_length=max_length)
-    skipped = dict(stats.skipped)
-    if stats.truncated:
-        skipped["truncated (kept)"] = stats.truncated
-    return examples, skipped
+    return examples, dict(stats.skipped)
 
 
 def compare_simulators(base: str, tuned: str, tasks: Sequence[Task], *, max_length: int = 1024,

@@ -49,13 +49,31 @@ def test_registered_as_finetuned():
     assert SIMULATOR_KINDS.get("finetuned") is FinetunedSimulator
 
 
-def test_prompt_is_the_flipped_conversation():
+def test_prompt_keeps_roles_and_ends_in_the_user_slot():
     seen = []
     engine = ScriptedTokenEngine(lambda k, i, prompt: seen.append(prompt) or "thanks")
     FinetunedSimulator(engine).reply([episode(["sort my list"])])
+    assert seen[0] == (f"<|im_start|>system\n{INTENT}<|im_end|>\n<|im_start|>user\nsort my list"
+                       "<|im_end|>\n<|im_start|>assistant\nhere you go<|im_end|>\n<|im_start|>user\n")
+
+
+def test_swapped_layout_prompt_is_the_flipped_conversation():
+    seen = []
+    engine = ScriptedTokenEngine(lambda k, i, prompt: seen.append(prompt) or "thanks")
+    FinetunedSimulator(engine, layout="swapped").reply([episode(["sort my list"])])
     assert seen[0].startswith(f"<|im_start|>system\n{INTENT}<|im_end|>")
     assert "<|im_start|>assistant\nsort my list<|im_end|>\n<|im_start|>user\nhere you go<|im_end|>" in seen[0]
     assert seen[0].endswith("<|im_start|>assistant\n")
+
+
+def test_userlm_layout_refuses_a_chat_engine():
+    class ChatOnly:
+        def chat(self, conversations, sampling):
+            return ["hi"] * len(conversations)
+
+    with pytest.raises(ValueError, match="layout: swapped"):
+        FinetunedSimulator(ChatOnly())
+    assert FinetunedSimulator(ChatOnly(), layout="swapped").reply([episode(["a"])])[0].text == "hi"
 
 
 def test_repeats_are_resampled_with_rising_temperature_in_batched_rounds():
