@@ -8,8 +8,8 @@ simulator was trained in (recorded in its wildsim_simulator.json; userlm by defa
 Perplexity of real user turns
     PPL = exp(total NLL / total label tokens), summed over all conversations, where the label
     tokens are exactly the example's trained tokens: every real user turn's content tokens and
-    its end-of-turn token (with the template's text after it in the userlm layout), plus the final `<|endconversation|>` turn (the end token
-    and its end-of-turn token); NLL is −log p(token | everything before it) under the model.
+    its end-of-turn token (with the template's text after it in the userlm layout), plus the
+    final `<|endconversation|>` turn likewise; NLL is −log p(token | everything before it) under the model.
     An untuned model is scored with the end token added the same way training adds it
     (embedding copied from EOS), so both models see the same ids.
 
