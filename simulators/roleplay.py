@@ -15,8 +15,8 @@ Two prompt protocols (`protocol=`):
   stock one when it has none (counted as `opening_fallbacks`).
 - "project" (this project's earlier prompt, described below).
 
-The "project" protocol sees the conversation with roles flipped: a system prompt holding the intent (and a persona when
-the simulator has a persona bank), then a fixed greeting as the first "user" message (the
+The "project" protocol sees the conversation with roles flipped: a system prompt holding the
+intent (and a persona when the simulator has a persona bank), then a fixed greeting as the first "user" message (the
 assistant's side opening the chat; the policy never sees it), then its own past turns as
 "assistant" and the policy's turns as "user". It answers with a JSON object
 `{"thought": ..., "response": ...}`; only `response` is said (simulators/jsonreply.py reads it,
@@ -29,12 +29,13 @@ Openings (`opening=`):
 Role-play 3 is role-play 2 with a persona bank (`persona_bank=`, `personas=`): one persona per
 GRPO group, held fixed across the group's samples (simulators/persona.py).
 
-Ending: the user ends the conversation by writing `<END>` in its response (alone, or after a
-last message); the sentinel is never said. An opening cannot end the conversation.
+Project-protocol ending: the user ends the conversation by writing `<END>` in its response
+(alone, or after a last message); the sentinel is never said. An opening cannot end the
+conversation.
 
-Empty replies: lines that copy the simulator's own system prompt, intent included, are dropped
-(small models echo their prompt; copying the intent verbatim is never a real user turn). A reply that then says nothing and does not end (a small model that produced only
-broken JSON, say) is resampled once in one batched call; if still empty, a stock user turn is
+Project-protocol empty replies: lines that copy the simulator's own system prompt, intent included, are dropped
+(small models echo their prompt; copying the intent verbatim is never a real user turn). A
+reply that then says nothing and does not end (a small model that produced only broken JSON, say) is resampled once in one batched call; if still empty, a stock user turn is
 used. All are counted (`stats`, and episode.sim_details["echo_lines"] / ["empty_defaults"]).
 
 Determinism: each engine call gets a seed derived from the simulator seed and the batch's
