@@ -14,8 +14,9 @@ How "first turns whose 7-grams recur more than N times" is counted:
   3. A 7-gram is frequent when that count is greater than N (default 100).
   4. A conversation is dropped as templated when its first turn contains at least one frequent
      7-gram. A first turn shorter than 7 tokens has no 7-grams and is never dropped by this rule.
-The counts are taken over all schema-valid conversations read (before the other filters), since
-a template is a property of the corpus, not of the kept part of it.
+The counts are taken over the first turns of the schema-valid, deduplicated (first record of each
+conversation_hash) English conversations, before the other filters: a template is a property of
+the corpus, not of the kept part of it.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ import numpy as np
 from corpora.wildchat import WildChatConversation
 
 SCHEMA_ERROR = "schema_error"          # the record does not match the WildChat schema
+DUPLICATE = "duplicate_conversation_hash"  # an earlier record had the same conversation_hash
 NON_ENGLISH = "non_english"            # the record's `language` is not English
 TOXIC = "toxic"                        # the record or one of its utterances is flagged toxic
 EMPTY_TURN = "empty_turn"              # an utterance is empty or whitespace only
 ROLES_NOT_ALTERNATING = "roles_not_alternating"  # not user, assistant, user, … (or empty)
 TEMPLATED_FIRST_TURN = "templated_first_turn"    # first turn shares a frequent 7-gram
-REASONS = (SCHEMA_ERROR, NON_ENGLISH, TOXIC, EMPTY_TURN, ROLES_NOT_ALTERNATING,
+REASONS = (SCHEMA_ERROR, DUPLICATE, NON_ENGLISH, TOXIC, EMPTY_TURN, ROLES_NOT_ALTERNATING,
            TEMPLATED_FIRST_TURN)
 
 NGRAM = 7
@@ -43,8 +45,10 @@ _TOKEN = re.compile(r"\w+")
 
 
 def non_english(conv: WildChatConversation) -> str | None:
-    """NON_ENGLISH unless the record-level `language` is "English"."""
-    return None if conv.language == "English" else NON_ENGLISH
+    """NON_ENGLISH unless the record-level `language` is "English". A record with no language
+    information at all (language None, see corpora.wildchat.DEFAULTS) is kept: such files are
+    taken to be filtered for language already."""
+    return None if conv.language in ("English", None) else NON_ENGLISH
 
 
 def toxic(conv: WildChatConversation) -> str | None:

@@ -6,13 +6,18 @@ validation / test.
     wildsim data prepare --source shards/ --out data/x --strict --max-ngram-repeats 100 --seed 42
 
 Three streaming passes over the source (records are never all held in memory):
-  1. validate every record and count the 7-grams of the first user turns (corpora.filters);
-  2. apply the filters (non-English, toxic, empty turn, roles not alternating, templated first
-     turn) and collect the users of the kept conversations;
-  3. split users (corpora.splits: user-disjoint, stratified by country, seeded) and write each
-     kept record, unchanged, to OUT/{train,validation,test}.jsonl.
-OUT/report.json holds the counts (read = kept + dropped), the drops by reason, and every dropped
-record with where it was (file line or row, conversation_hash) and why. With --strict the first
+  1. validate every record and count the 7-grams of the deduplicated English first user turns
+     (corpora.filters);
+  2. drop repeats of a conversation_hash already seen (the first record is kept), apply the
+     filters (non-English, toxic, empty turn, roles not alternating, templated first turn) and
+     collect the users (hashed_ip) of the kept conversations and their countries;
+  3. split users (corpora.splits: user-disjoint, stratified by each user's most frequent country,
+     seeded) and write each kept record, unchanged, to OUT/{train,validation,test}.jsonl.
+Validation requires only the conversation (role and content per utterance) and the top-level
+hashed_ip (corpora.wildchat); other WildChat fields are type-checked when present and never
+required. OUT/report.json holds the counts (read = kept + dropped), the drops by reason, every
+dropped record with where it was (file line or row, conversation_hash) and why, and
+`missing_optional`: for each optional field, how many valid records lack it. With --strict the first
 record that fails validation stops the run (exit code 2); without it, such records are dropped as
 "schema_error" and listed. An unreadable source is a one-line error, exit code 2.
 """
@@ -56,6 +61,7 @@ class PrepareReport:
     splits: dict[str, int] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     forced_test_users: int = 0
+    missing_optional: dict[str, int] = field(default_factory=dict)
     skipped: list[Dropped] = field(default_factory=list)
 
     def drop(self, where: str, reason: str, detail: str = "") -> None:
@@ -104,38 +110,64 @@ def _parse(raw, strict: bool) -> WildChatConversation | DataError:
 
 
 def count_first_turns(source: str, limit: int, strict: bool, max_repeats: int) -> set[int]:
-    """Pass 1: validate everything; the frequent 7-grams of the valid first turns."""
+    """Pass 1: validate everything; the frequent 7-grams of the deduplicated English first turns."""
     def first_turns():
+        seen: set[str] = set()
         for raw in tqdm(raw_records(source, limit), desc="pass 1/3 validate", unit="rec"):
             conv = _parse(raw, strict)
-            if isinstance(conv, WildChatConversation):
-                yield conv.first_user_turn()
+            if isinstance(conv, WildChatConversation) and conv.conversation_hash not in seen:
+                seen.add(conv.conversation_hash)
+                if not filters.non_english(conv):
+                    yield conv.first_user_turn()
     return filters.frequent_ngrams(first_turns(), max_repeats)
 
 
+@dataclass
+class KeptUsers:
+    """What pass 2 collects: kept record index -> user, each user's country counts, and the users
+    of every valid conversation whose hash is a forced session (kept or not: such a user's other
+    conversations must stay out of train and validation)."""
+
+    records: dict[int, str] = field(default_factory=dict)
+    countries: dict[str, Counter] = field(default_factory=dict)
+    session_users: set[str] = field(default_factory=set)
+
+    def home_countries(self) -> dict[str, str | None]:
+        """Each user's most frequent country over its kept conversations (ties: the
+        alphabetically first; None when it never has one)."""
+        return {user: (min(c, key=lambda k: (-c[k], k)) if c else None)
+                for user, c in self.countries.items()}
+
+
 def filter_records(source: str, limit: int, frequent: set[int], report: PrepareReport,
-                   sessions: set[str]) -> tuple[dict[int, str], dict[str, str | None], set[str]]:
-    """Pass 2: apply the filters. Returns kept record index -> user key, user key -> country,
-    and the users of every valid conversation whose hash is in `sessions` (kept or not: such a
-    user's other conversations must stay out of train and validation)."""
-    kept: dict[int, str] = {}
-    users: dict[str, str | None] = {}
-    session_users: set[str] = set()
+                   sessions: set[str]) -> KeptUsers:
+    """Pass 2: drop repeated hashes, apply the filters, collect users (see KeptUsers)."""
+    kept = KeptUsers()
+    seen: set[str] = set()
+    missing: Counter[str] = Counter()
     for raw in tqdm(raw_records(source, limit), desc="pass 2/3 filter", unit="rec"):
         report.read += 1
         conv = _parse(raw, strict=False)
         if isinstance(conv, DataError):
             report.drop(getattr(conv, "where", raw.where), filters.SCHEMA_ERROR, str(conv))
             continue
+        missing.update(conv.missing)
         if conv.conversation_hash in sessions:
-            session_users.add(conv.user_key)
+            kept.session_users.add(conv.user_key)
+        if conv.conversation_hash in seen:
+            report.drop(conv.where, filters.DUPLICATE)
+            continue
+        seen.add(conv.conversation_hash)
         reason = filters.first_reason(conv) or filters.templated_first_turn(conv, frequent)
         if reason:
             report.drop(conv.where, reason)
             continue
-        kept[raw.index] = conv.user_key
-        users[conv.user_key] = conv.country
-    return kept, users, session_users
+        kept.records[raw.index] = conv.user_key
+        countries = kept.countries.setdefault(conv.user_key, Counter())
+        if conv.country:
+            countries[conv.country] += 1
+    report.missing_optional = dict(sorted(missing.items()))
+    return kept
 
 
 def forced_sessions(force_from: str) -> set[str]:
@@ -177,12 +209,13 @@ def prepare(args: argparse.Namespace) -> PrepareReport:
     check_source(args.source)
     sessions = forced_sessions(args.force_test_from)
     frequent = count_first_turns(args.source, args.limit, args.strict, args.max_ngram_repeats)
-    kept, users, session_users = filter_records(args.source, args.limit, frequent, report, sessions)
-    forced = session_users & set(users)
+    kept = filter_records(args.source, args.limit, frequent, report, sessions)
+    users = kept.home_countries()
+    forced = kept.session_users & set(users)
     split_of = assign_users(users, tuple(args.fractions), args.seed, forced)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report.splits = write_splits(args.source, args.limit, out, kept, split_of)
+    report.splits = write_splits(args.source, args.limit, out, kept.records, split_of)
     report.kept = sum(report.splits.values())
     report.users = split_counts(split_of)
     report.forced_test_users = len(forced)

@@ -1,7 +1,8 @@
 """User-disjoint train/validation/test split, stratified by country (reference/methods.md A).
 
-A user is "hashed_ip|country" (corpora.wildchat.user_key). All conversations of a user land in
-one split. Users are grouped by country; countries are visited in sorted order, and within a
+A user is its hashed_ip alone (WildChatConversation.user_key): an IP seen in two countries is one
+user, so all its conversations land in one split. Each user is stratified by its most frequent
+country (corpora.prepare.KeptUsers.home_countries). Users are grouped by that country; countries are visited in sorted order, and within a
 country the users (sorted, then shuffled with a generator seeded by "seed:country") are cut into
 validation, test and train. How many go to validation and test is decided by running totals over
 the countries, so that each country gets its share to within one user and the global counts

@@ -7,9 +7,17 @@ A source is one of
     with `datasets.load_dataset`, so it needs the hub);
   - a local JSON / JSONL / Parquet file, or a folder of them, in the WildChat schema.
 
-Validation checks every field of reference/formats.md is present with the right type and names
-the record (file line or row, and conversation_hash when known) and the field when it is not.
-Extra fields (WildChat-4.8M's per-turn `created`, `usage`…, or an added `intent`) are allowed.
+Validation requires only what wildsim uses:
+  - `conversation`: a list of utterances, each with a `role` ("user" or "assistant") and a string
+    `content`;
+  - `hashed_ip` (top level): the user identity of the split.
+Every other field of reference/formats.md is optional: checked for type when present (a wrong
+type names the record and field), and given a documented default when absent (see `DEFAULTS`;
+notably a record without `language` and without per-utterance languages has language None, which
+the English filter keeps; without `toxic` it counts as not toxic; without `conversation_hash` its
+hash is the MD5 of its roles and contents). The names of the absent optional fields are kept on
+the conversation (`missing`) so `wildsim data prepare` can count them. Extra fields (WildChat-4.8M's
+per-turn `created`, `usage`…, or an added `intent`) are allowed.
 
     from corpora.wildchat import iter_wildchat, to_messages
     for conv in iter_wildchat("sample"):
@@ -18,6 +26,9 @@ Extra fields (WildChat-4.8M's per-turn `created`, `usage`…, or an added `inten
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,36 +45,48 @@ ROLES = ("user", "assistant")
 
 _STR, _INT, _BOOL, _DICT, _LIST = (str,), (int,), (bool,), (dict,), (list,)
 _TIME = (str, datetime)
-#: top-level field -> (allowed types, may be null)
+#: the fields validation requires (everything else is optional)
+REQUIRED = ("conversation", "hashed_ip", "conversation[].role", "conversation[].content")
+#: optional top-level field -> (allowed types, may be null)
 RECORD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "conversation_hash": (_STR, False), "model": (_STR, False), "timestamp": (_TIME, False),
-    "turn": (_INT, False), "language": (_STR, False), "toxic": (_BOOL, False),
+    "conversation_hash": (_STR, False), "model": (_STR, True), "timestamp": (_TIME, True),
+    "turn": (_INT, False), "language": (_STR, True), "toxic": (_BOOL, False),
     "redacted": (_BOOL, False), "state": (_STR, True), "country": (_STR, True),
-    "hashed_ip": (_STR, False), "header": (_DICT, False), "openai_moderation": (_LIST, False),
-    "detoxify_moderation": (_LIST, False), "conversation": (_LIST, False),
+    "header": (_DICT, True), "openai_moderation": (_LIST, True),
+    "detoxify_moderation": (_LIST, True),
 }
-#: fields of every utterance
+#: optional fields of every utterance
 UTTERANCE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "role": (_STR, False), "content": (_STR, False), "language": (_STR, False),
-    "toxic": (_BOOL, False), "redacted": (_BOOL, False), "turn_identifier": (_INT, False),
+    "language": (_STR, True), "toxic": (_BOOL, False), "redacted": (_BOOL, False),
+    "turn_identifier": (_INT, False),
 }
-#: extra fields of user utterances (the hub's null is allowed: real records have gaps)
+#: optional extra fields of user utterances (the hub's null is allowed: real records have gaps)
 USER_FIELDS = {"hashed_ip": (_STR, True), "state": (_STR, True), "country": (_STR, True),
                "header": (_DICT, True)}
-#: extra fields of assistant utterances
+#: optional extra fields of assistant utterances
 ASSISTANT_FIELDS = {"timestamp": (_TIME, True)}
+#: what an absent optional field means (documented in docs/data.md)
+DEFAULTS = {
+    "conversation_hash": "MD5 of the roles and contents (so duplicates still collapse)",
+    "turn": "the number of user utterances",
+    "language": "the most frequent utterance language; None (kept by the English filter) "
+                "when no utterance has one",
+    "toxic": "false (unless an utterance says toxic)",
+    "redacted": "false", "conversation[].toxic": "false", "conversation[].redacted": "false",
+    "conversation[].turn_identifier": "the utterance's position",
+}
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One turn of a WildChat conversation (user-only and assistant-only fields may be None)."""
+    """One turn of a WildChat conversation (fields absent from the record are None / defaults)."""
 
     role: str
     content: str
-    language: str
-    toxic: bool
-    redacted: bool
-    turn_identifier: int
+    language: str | None = None
+    toxic: bool = False
+    redacted: bool = False
+    turn_identifier: int = 0
     hashed_ip: str | None = None
     state: str | None = None
     country: str | None = None
@@ -74,29 +97,32 @@ class Utterance:
 @dataclass
 class WildChatConversation:
     """One WildChat record. `record` is the record exactly as read (written back unchanged by
-    `wildsim data prepare`); `where` names it in messages."""
+    `wildsim data prepare`); `where` names it in messages; `missing` lists the optional fields
+    the record lacks (utterance fields as "conversation[].name"), for the prepare report."""
 
     conversation_hash: str
-    model: str
-    timestamp: str | datetime
-    turn: int
-    language: str
-    toxic: bool
-    redacted: bool
-    state: str | None
-    country: str | None
     hashed_ip: str
-    header: dict[str, Any]
-    openai_moderation: list[Any]
-    detoxify_moderation: list[Any]
     utterances: tuple[Utterance, ...]
+    model: str | None = None
+    timestamp: str | datetime | None = None
+    turn: int = 0
+    language: str | None = None
+    toxic: bool = False
+    redacted: bool = False
+    state: str | None = None
+    country: str | None = None
+    header: dict[str, Any] | None = None
+    openai_moderation: list[Any] | None = None
+    detoxify_moderation: list[Any] | None = None
     record: dict[str, Any] = field(repr=False, default_factory=dict)
     where: str = ""
+    missing: tuple[str, ...] = ()
 
     @property
     def user_key(self) -> str:
-        """The user identity of the split: hashed_ip and country."""
-        return user_key(self.hashed_ip, self.country)
+        """The user identity of the split: hashed_ip alone (one IP seen in two countries is one
+        user, so it cannot land in two splits)."""
+        return self.hashed_ip
 
     def user_turns(self) -> list[str]:
         return [u.content for u in self.utterances if u.role == "user"]
@@ -105,18 +131,12 @@ class WildChatConversation:
         return next((u.content for u in self.utterances if u.role == "user"), None)
 
 
-def user_key(hashed_ip: str, country: str | None) -> str:
-    """"hashed_ip|country" (country empty when unknown)."""
-    return f"{hashed_ip}|{country or ''}"
-
-
 def _check(where: str, data: dict[str, Any], name: str,
            spec: tuple[tuple[type, ...], bool], label: str = "") -> Any:
-    """The value of field `name`, or SchemaError naming it (as `label` when given)."""
+    """The value of present field `name` (None for an allowed null), or SchemaError naming it
+    (as `label` when given)."""
     types, nullable = spec
     label = label or name
-    if name not in data:
-        raise SchemaError(where, label, "is missing")
     value = data[name]
     if value is None:
         if nullable:
@@ -129,29 +149,72 @@ def _check(where: str, data: dict[str, Any], name: str,
     return value
 
 
-def parse_utterance(data: Any, where: str, position: int) -> Utterance:
+def _optional(where: str, data: dict[str, Any], specs: dict[str, tuple[tuple[type, ...], bool]],
+              prefix: str, missing: set[str]) -> dict[str, Any]:
+    """The present fields of `specs`, type-checked; absent ones are added to `missing`."""
+    values = {}
+    for name, spec in specs.items():
+        if name in data:
+            values[name] = _check(where, data, name, spec, f"{prefix}{name}")
+        else:
+            missing.add(f"{prefix.split('[')[0] + '[].' if prefix else ''}{name}")
+    return values
+
+
+def _required_str(where: str, data: dict[str, Any], name: str, label: str) -> str:
+    if name not in data:
+        raise SchemaError(where, label, "is missing")
+    return _check(where, data, name, (_STR, False), label)
+
+
+def parse_utterance(data: Any, where: str, position: int, missing: set[str] | None = None
+                    ) -> Utterance:
     """One utterance of `conversation`; errors name it as conversation[position].field."""
     prefix = f"conversation[{position}]"
+    missing = set() if missing is None else missing
     if not isinstance(data, dict):
         raise SchemaError(where, prefix, f"should be an object, got {type(data).__name__}")
-    values = {name: _check(where, data, name, spec, f"{prefix}.{name}")
-              for name, spec in UTTERANCE_FIELDS.items()}
-    if values["role"] not in ROLES:
-        raise SchemaError(where, f"{prefix}.role", f"should be 'user' or 'assistant', got "
-                                                   f"{values['role']!r}")
-    extra = USER_FIELDS if values["role"] == "user" else ASSISTANT_FIELDS
-    for name, spec in extra.items():
-        values[name] = _check(where, data, name, spec, f"{prefix}.{name}")
-    return Utterance(**values)
+    role = _required_str(where, data, "role", f"{prefix}.role")
+    if role not in ROLES:
+        raise SchemaError(where, f"{prefix}.role", f"should be 'user' or 'assistant', got {role!r}")
+    content = _required_str(where, data, "content", f"{prefix}.content")
+    values = _optional(where, data, UTTERANCE_FIELDS, f"{prefix}.", missing)
+    values.update(_optional(where, data, USER_FIELDS if role == "user" else ASSISTANT_FIELDS,
+                            f"{prefix}.", missing))
+    values.setdefault("turn_identifier", position)
+    return Utterance(role=role, content=content, **values)
+
+
+def content_hash(utterances: tuple[Utterance, ...]) -> str:
+    """The default conversation_hash: MD5 of the utterances' roles and contents."""
+    text = json.dumps([[u.role, u.content] for u in utterances], ensure_ascii=False)
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def _majority_language(utterances: tuple[Utterance, ...]) -> str | None:
+    counts = Counter(u.language for u in utterances if u.language)
+    return min(counts, key=lambda lang: (-counts[lang], lang)) if counts else None
 
 
 def parse_conversation(data: dict[str, Any], where: str) -> WildChatConversation:
     """Validate one WildChat record and type it; SchemaError names the record and field."""
     if isinstance(data.get("conversation_hash"), str):
         where = f"{where} (conversation_hash {data['conversation_hash']})"
-    values = {name: _check(where, data, name, spec) for name, spec in RECORD_FIELDS.items()}
-    utterances = tuple(parse_utterance(u, where, i) for i, u in enumerate(values.pop("conversation")))
-    return WildChatConversation(**values, utterances=utterances, record=data, where=where)
+    if "conversation" not in data:
+        raise SchemaError(where, "conversation", "is missing")
+    turns = _check(where, data, "conversation", (_LIST, False))
+    if "hashed_ip" not in data:
+        raise SchemaError(where, "hashed_ip", "is missing")
+    hashed_ip = _check(where, data, "hashed_ip", (_STR, False))
+    missing: set[str] = set()
+    values = _optional(where, data, RECORD_FIELDS, "", missing)
+    utterances = tuple(parse_utterance(u, where, i, missing) for i, u in enumerate(turns))
+    values.setdefault("conversation_hash", content_hash(utterances))
+    values.setdefault("turn", sum(u.role == "user" for u in utterances))
+    if values.get("language") is None and "language" in missing:
+        values["language"] = _majority_language(utterances)
+    return WildChatConversation(hashed_ip=hashed_ip, utterances=utterances, record=data,
+                                where=where, missing=tuple(sorted(missing)), **values)
 
 
 def to_messages(conv: WildChatConversation) -> list[Message]:

@@ -1,14 +1,15 @@
 """How well a simulator model predicts real users: perplexity of real user turns and termination F1.
 
-Both are read from one forward pass per held-out conversation over its flipped example
-(simulators/flipped.py: intent as system message, real user turns as the model's own turns,
-then a final model turn holding only `<|endconversation|>`).
+Both are read from one forward pass per held-out conversation over its training example
+(simulators/flipped.py: intent as system message, real user turns as the simulator's trained
+turns, then a final turn holding only `<|endconversation|>`), built in the turn layout the tuned
+simulator was trained in (recorded in its wildsim_simulator.json; userlm by default).
 
 Perplexity of real user turns
     PPL = exp(total NLL / total label tokens), summed over all conversations, where the label
-    tokens are exactly the flipped example's trained tokens: every real user turn's content
-    tokens and its end-of-turn token, plus the final `<|endconversation|>` turn (the end token
-    and its end-of-turn token); NLL is −log p(token | everything before it) under the model.
+    tokens are exactly the example's trained tokens: every real user turn's content tokens and
+    its end-of-turn token (with the template's text after it in the userlm layout), plus the
+    final `<|endconversation|>` turn likewise; NLL is −log p(token | everything before it) under the model.
     An untuned model is scored with the end token added the same way training adds it
     (embedding copied from EOS), so both models see the same ids.
 
@@ -161,24 +162,25 @@ def load_scoring_model(spec_or_path: str, *, with_end_token: bool) -> tuple[Any,
     return model, tokenizer
 
 
-def examples_for(tokenizer: Any, tasks: Sequence[Task], max_length: int) -> tuple[list[FlippedExample], dict]:
-    """Flipped held-out examples and the counts of what was skipped (and why)."""
+def examples_for(tokenizer: Any, tasks: Sequence[Task], max_length: int,
+                 layout: str = "userlm") -> tuple[list[FlippedExample], dict]:
+    """Held-out examples in the simulator's turn layout and the counts of what was skipped (and why)."""
     items = [(t.task_id, t.intent, t.conversation) for t in tasks]
-    examples, stats = build_examples(tokenizer, items, max_length=max_length)
-    skipped = dict(stats.skipped)
-    if stats.truncated:
-        skipped["truncated (kept)"] = stats.truncated
-    return examples, skipped
+    examples, stats = build_examples(tokenizer, items, max_length=max_length, layout=layout)
+    return examples, dict(stats.skipped)
 
 
 def compare_simulators(base: str, tuned: str, tasks: Sequence[Task], *, max_length: int = 1024,
                        threshold: float = 0.5) -> dict[str, SimulatorQuality]:
     """Score the untuned base model (engine spec or path; the end token is added to it) and the
     fine-tuned simulator (engine spec or training output folder) on the same conversations."""
+    from simulators.finetuned import recorded_layout
+
+    layout = recorded_layout(tuned)  # both models are scored in the layout the tuned one learnt
     results = {}
     for label, source, tuned_model in (("untuned", base, False), ("tuned", tuned, True)):
         model, tokenizer = load_scoring_model(source, with_end_token=tuned_model)
-        examples, skipped = examples_for(tokenizer, tasks, max_length)
+        examples, skipped = examples_for(tokenizer, tasks, max_length, layout)
         end_id = tokenizer.convert_tokens_to_ids(END_TOKEN)
         results[label] = score_model(model, examples, end_id, threshold=threshold, skipped=skipped)
     return results

@@ -1,29 +1,36 @@
-"""The fine-tuned user simulator ("sftuser"): a model trained on flipped WildChat conversations.
+"""The fine-tuned user simulator ("sftuser"): a model trained on WildChat user turns.
 
-The model (see trainers/sft.py, simulators/flipped.py) plays the user: its system message is the
-task's intent, the user's turns so far are its own ``assistant`` turns and the assistant's turns
-are its ``user`` turns, so the next user turn is an ordinary chat-template continuation. It ends
-the conversation by writing ``<|endconversation|>``.
+Turn layout (`layout`, simulators/flipped.py). In the default "userlm" layout (that of the
+published fine-tuned users: UserLM-8b, the 2605.09808 sftuser checkpoints, and what
+trainers/train_simulator.py writes by default) the system message is the task's intent, roles are
+kept, and the next user turn is generated after the template's user header; the model ends the
+conversation with a user turn that is only ``<|endconversation|>``. This needs an engine that
+continues token ids (a TokenEngine: local ``hf:``/``builtin:``, in-process ``vllm:``). The
+"swapped" layout (roles swapped, the user turn is an ordinary assistant reply) also runs on a
+plain ChatEngine such as an OpenAI-compatible server: a reply that is empty (the end token alone,
+stripped by the server) or that shows ``<|endconversation|>`` ends the conversation. A training
+output folder records its layout in wildsim_simulator.json, and a zoo entry without a `layout`
+option uses it.
 
-Engines. The simulator needs to see the end token, which decoders drop with
-``skip_special_tokens``. It therefore prefers a TokenEngine (``generate`` + ``tokenizer``: the
-local HFEngine, vLLM in-process): the flipped conversation is rendered with the model's chat
-template, and the turn ends when the generated ids contain the end token's id. A plain
-ChatEngine (e.g. an OpenAI-compatible server) also works: a reply that is empty (the end token
-alone, stripped by the server) or that shows ``<|endconversation|>`` ends the conversation.
+The end token is read from the generated ids (decoders drop it with ``skip_special_tokens``).
 
-Guardrails (each retry is counted in ``episode.sim_details``):
-- no ending in the first ``no_end_turns`` user turns: a sample that ends is resampled;
-- a floor (``min_chars``) and a cap (``max_tokens`` per turn; a turn cut by the cap is counted);
-- a turn that repeats an earlier user turn, or copies the intent verbatim, is resampled;
-- each resample raises the temperature by ``temperature_step`` (capped at 1.0), at most
-  ``max_retries`` times; then the last sample is used as it is (counted as exhausted; an ending
-  sample in the no-end window is kept as text without the ending when it has text).
+Guardrails (`dedup`; each retry is counted in ``episode.sim_details``):
+- "project" (default): a turn that repeats any earlier user turn (lower-cased, whitespace
+  collapsed), copies the intent verbatim, or is shorter than ``min_chars`` is resampled;
+- "published" (the 2605.09808 release): only an exact repeat, after trimming, of the previous
+  user turn is resampled;
+- both: no ending in the first ``no_end_turns`` user turns (a sample that ends is resampled), and
+  a cap of ``max_tokens`` per turn (a turn cut by the cap is counted);
+- each resample k = 1, 2, … samples at temperature base + ``temperature_step``·k, capped at
+  ``temperature_cap`` (published: 0.7 + 0.05·k, cap 1.0), at most ``max_retries`` (5) times; then
+  the last sample is accepted (counted as exhausted; an ending sample in the no-end window is
+  kept as text without the ending when it has text). These resamples are separate from the
+  engine's own retries of failed requests.
 All episodes needing a (re)sample share one engine call per round. Sampling seeds derive from
 ``seed`` and the round, so a run is reproducible.
 
 Usage in the zoo (configs/simulators.yaml): ``kind: finetuned`` with an engine spec such as
-``hf:<base>@lora=<adapter>`` or ``hf:<full model folder>``.
+``vllm:<released checkpoint>``, ``hf:<base>@lora=<adapter>`` or ``hf:<full model folder>``.
 """
 
 from __future__ import annotations
@@ -34,19 +41,23 @@ from typing import Any, Sequence
 from corpora.types import Episode, Message
 from engines.base import Sampling
 from simulators.base import SIMULATOR_KINDS, UserTurn
-from simulators.flipped import END_TOKEN, flip_messages
+from simulators.flipped import (DEFAULT_LAYOUT, END_TOKEN, check_layout, generation_prompt_ids,
+                                layout_messages)
 
 RETRY_KEYS = ("repeat", "intent_copy", "too_short", "early_end")
+DEDUP_RULES = ("project", "published")
 
 
 @dataclass
 class _Need:
-    """One turn to write: the flipped conversation so far and what the turn must not be."""
+    """One turn to write: the conversation so far (in the simulator's layout) and what the turn
+    must not be (`earlier`: normalised earlier user turns; `previous`: the last one, as said)."""
 
     episode: Episode
     prompt: list[Message]
     earlier: set[str]
     may_end: bool
+    previous: str | None = None
     attempts: int = 0
     turn: UserTurn | None = None
     problem: str | None = None
@@ -78,6 +89,16 @@ def guardrail_problem(text: str, ends: bool, *, earlier: set[str], intent: str, 
     return None
 
 
+def published_problem(text: str, ends: bool, *, previous: str | None, may_end: bool) -> str | None:
+    """The published rule: "repeat" when `text` is, after trimming, exactly the previous user
+    turn; "early_end" in the no-end window; else None."""
+    if ends and not may_end:
+        return "early_end"
+    if ends and not text:
+        return None
+    return "repeat" if previous is not None and text.strip() == previous.strip() else None
+
+
 def retry_temperature(base: float, attempts: int, step: float = 0.05, cap: float = 1.0) -> float:
     """Temperature of the `attempts`-th resample: base + step·attempts, never above cap (and never
     below base when base is already above cap)."""
@@ -94,12 +115,18 @@ class FinetunedSimulator:
     no_end_turns: the first this-many user turns may not end the conversation
     min_chars:   a turn shorter than this (after whitespace normalisation) is resampled
     max_retries: resamples per turn at most; temperature_step added each time, capped at 1.0
+    layout:      "userlm" (roles kept; needs a TokenEngine) or "swapped" (see the module docstring)
+    dedup:       "project" (stricter guardrails) or "published" (previous-turn exact repeat only)
     """
 
     def __init__(self, engine: Any, *, name: str = "sftuser", sampling: Sampling | None = None,
                  seed: int = 0, no_end_turns: int = 1, min_chars: int = 2, max_retries: int = 5,
                  temperature_step: float = 0.05, temperature_cap: float = 1.0,
-                 end_token: str = END_TOKEN):
+                 end_token: str = END_TOKEN, layout: str = DEFAULT_LAYOUT, dedup: str = "project"):
+        self.layout = check_layout(layout)
+        if dedup not in DEDUP_RULES:
+            raise ValueError(f"simulator {name!r}: dedup must be one of {DEDUP_RULES}, got {dedup!r}")
+        self.dedup = dedup
         if isinstance(engine, str):
             engine = load_simulator_engine(engine)
         self.engine = engine
@@ -121,6 +148,10 @@ class FinetunedSimulator:
                 raise ValueError(f"the simulator's tokenizer has no {end_token} token: load the "
                                  "fine-tuned tokenizer (saved beside the adapter or model)")
             self.end_id = vocab[end_token]
+        elif self.layout == "userlm":
+            raise ValueError(f"simulator {name!r}: the userlm layout writes the user turn after the "
+                             "template's user header, which needs a token engine (hf:, builtin: or "
+                             "vllm: specs); a chat server can only run layout: swapped")
 
     @classmethod
     def from_zoo(cls, entry: Any, load: Any, seed: int) -> "FinetunedSimulator":
@@ -131,13 +162,15 @@ class FinetunedSimulator:
             raise ValueError(f"zoo entry {entry.name!r} (kind finetuned) names no engine; add "
                              "engine: <train_simulator output folder or spec>")
         opts = {k: v for k, v in entry.engine_options.items() if k in ("dtype", "device")}
+        options = dict(entry.options)
+        options.setdefault("layout", recorded_layout(entry.engine))
         return cls(load_simulator_engine(entry.engine, **opts), name=entry.name,
-                   sampling=entry.sampling_settings(), seed=seed, **entry.options)
+                   sampling=entry.sampling_settings(), seed=seed, **options)
 
     # ---- UserSimulator ---------------------------------------------------------------------
     def open(self, episodes: Sequence[Episode]) -> list[str]:
         """The task's real opening turn; one is generated from the intent when a task has none."""
-        needs = [_Need(ep, flip_messages(ep.task.intent, [], end=False), set(), False)
+        needs = [_Need(ep, self._view(ep, []), set(), False)
                  for ep in episodes if not ep.task.opening]
         self._run(needs)
         written = {id(n.episode): n.turn.text for n in needs}
@@ -148,10 +181,14 @@ class FinetunedSimulator:
         needs = []
         for ep in episodes:
             users = ep.user_texts()
-            needs.append(_Need(ep, flip_messages(ep.task.intent, ep.messages, end=False),
-                               {normalise(u) for u in users}, len(users) >= self.no_end_turns))
+            needs.append(_Need(ep, self._view(ep, ep.messages), {normalise(u) for u in users},
+                               len(users) >= self.no_end_turns, users[-1] if users else None))
         self._run(needs)
         return [n.turn for n in needs]
+
+    def _view(self, episode: Episode, messages: Sequence[Message]) -> list[Message]:
+        return layout_messages(self.layout, episode.task.intent, messages, end=False,
+                               end_token=self.end_token)
 
     # ---- sampling with guardrails -----------------------------------------------------------
     def _run(self, needs: list[_Need]) -> None:
@@ -173,8 +210,12 @@ class FinetunedSimulator:
             self._record(need)
 
     def _judge(self, need: _Need, text: str, ends: bool, truncated: bool) -> None:
-        need.problem = guardrail_problem(text, ends, earlier=need.earlier, intent=need.episode.task.intent,
-                                         may_end=need.may_end, min_chars=self.min_chars)
+        if self.dedup == "published":
+            need.problem = published_problem(text, ends, previous=need.previous, may_end=need.may_end)
+        else:
+            need.problem = guardrail_problem(text, ends, earlier=need.earlier,
+                                             intent=need.episode.task.intent,
+                                             may_end=need.may_end, min_chars=self.min_chars)
         need.attempts += 1
         if need.problem is None or need.attempts > self.max_retries:
             keep_end = ends and (need.may_end or not text)
@@ -196,9 +237,7 @@ class FinetunedSimulator:
         """(text, ends, truncated) for each need's prompt, from one batched engine call."""
         if self._token_mode:
             tok = self.engine.tokenizer
-            prompts = [list(tok.apply_chat_template([m.as_dict() for m in n.prompt], tokenize=True,
-                                                    add_generation_prompt=True, return_dict=False))
-                       for n in needs]
+            prompts = [generation_prompt_ids(tok, n.prompt, self.layout) for n in needs]
             results = []
             for out in self.engine.generate(prompts, sampling):
                 ends = self.end_id in out.ids
@@ -215,6 +254,23 @@ class FinetunedSimulator:
 
 
 SPEC_FILE = "wildsim_simulator.json"  # written by trainers/sft.py beside a trained simulator
+
+
+def recorded_layout(spec_or_folder: str | None) -> str:
+    """The layout a training output folder records in its wildsim_simulator.json (the folder given
+    as a path, ``hf:<folder>`` or ``hf:<base>@lora=<folder>``); DEFAULT_LAYOUT otherwise (e.g. a
+    released checkpoint)."""
+    import json
+    from pathlib import Path
+
+    if not spec_or_folder:
+        return DEFAULT_LAYOUT
+    folder = spec_or_folder.split(":", 1)[1] if spec_or_folder.startswith(("hf:", "vllm:")) else spec_or_folder
+    folder = folder.split("@lora=", 1)[-1]
+    marker = Path(folder) / SPEC_FILE
+    if marker.exists():
+        return json.loads(marker.read_text()).get("layout", "swapped")
+    return DEFAULT_LAYOUT
 
 
 def base_model_path(spec: str) -> str:

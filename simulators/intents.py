@@ -6,10 +6,20 @@
 For every WildChat-schema record (JSON, JSONL or Parquet; a folder is read file by file) the
 annotator is shown the conversation and asked for a high-level, deliberately vague description
 of what the user wanted, phrased "You are a user chatting with an assistant language model to …"
-(the UserLM recipe). Replies are validated and normalised (quotes and labels stripped, the fixed
-opening restored, length checked); a reply that cannot be used gets a generic fallback intent
-and is counted. The output holds the same records, in the same files (as JSONL), each with an
-added `intent` field that the Task loader uses as the hidden goal.
+(the UserLM recipe). Replies are validated and normalised (a thinking block removed, quotes and
+labels stripped, the fixed opening restored, length checked). Two protocols (`--protocol`):
+
+- "paper" (default; as the 2605.09808 release annotates): a few-shot prompt (three example
+  conversations with their intents, written for this project), the whole conversation as
+  `<role>: content` lines, sampling at temperature 0.7, top-p 0.9 with a generous token budget
+  (`--max-tokens`, default 4096, room for a thinking model's reasoning). A record whose reply
+  cannot be used (or that has no user turn) is dropped from the output and counted.
+- "project" (the earlier prompt): instructions only, each turn shortened to 600 characters,
+  greedy sampling, 120 tokens; a reply that cannot be used gets a generic fallback intent (kept,
+  counted).
+
+The output holds the same records, in the same files (as JSONL), each with an added `intent`
+field that the Task loader uses as the hidden goal.
 
 Calls go through a CachedChatEngine stored in `--cache` (default: OUT/.intent_cache), so a
 killed run restarts without repeating any finished call. Work is done in batches (one engine
@@ -35,6 +45,10 @@ FALLBACK = f"{PREFIX} get help with a request."
 MAX_INTENT_CHARS = 600
 MAX_TURN_CHARS = 600  # per utterance shown to the annotator
 PROMPT_VERSION = "intents-v1"  # part of the cache key: bump it when the prompt changes
+PAPER_PROMPT_VERSION = "intents-paper-v1"
+PROTOCOLS = ("paper", "project")
+PAPER_MAX_TOKENS = 4096
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)
 
 INSTRUCTIONS = (
     "Below is a conversation between a person and an AI assistant. Describe the person's overall "
@@ -45,9 +59,35 @@ INSTRUCTIONS = (
 )
 
 
+PAPER_INSTRUCTIONS = (
+    "You will read a conversation between a person and an AI assistant. Write the person's "
+    "overall intent as one or two sentences addressed to someone who will play that person. Keep "
+    "it high level and deliberately vague: no copied wording, names, numbers or code, and nothing "
+    "about the assistant's answers. Begin exactly with \"" + PREFIX + "\" and write nothing else."
+)
+#: (conversation, intent) examples of the few-shot prompt, written for this project
+FEW_SHOT: tuple[tuple[tuple[tuple[str, str], ...], str], ...] = (
+    ((("user", "my sourdough comes out flat every time, what am i doing wrong"),
+      ("assistant", "A flat loaf usually means the starter is weak or the dough over-proofed..."),
+      ("user", "starter is 2 weeks old, i feed it once a day"),
+      ("assistant", "Two weeks can be too young; try feeding twice daily for a few days...")),
+     f"{PREFIX} find out why a home-baked bread does not rise and how to fix it."),
+    ((("user", "Write a python function that merges two sorted lists"),
+      ("assistant", "def merge(a, b): ..."),
+      ("user", "can you do it without using extra memory?")),
+     f"{PREFIX} get a small piece of code for a common list operation, then refine it to meet "
+     "an extra constraint."),
+    ((("user", "I need a short speech for my sister's wedding, something funny but not mean"),
+      ("assistant", "Here is a draft: ..."),
+      ("user", "make it shorter and mention that we grew up on a farm")),
+     f"{PREFIX} get a light-hearted family speech for a celebration, adjusted to personal details."),
+)
+
+
 @dataclass
 class IntentStats:
-    """Counts of one run; `fallback` counts records whose reply could not be used."""
+    """Counts of one run; `fallback` counts records whose reply could not be used (dropped in the
+    paper protocol, given FALLBACK in the project protocol); `dropped` lists the dropped records."""
 
     records: int = 0
     ok: int = 0
@@ -55,13 +95,15 @@ class IntentStats:
     fallback: int = 0
     no_user_turn: int = 0
     unreadable: int = 0
+    kept: int = 0
+    dropped: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.records} records: {self.ok} intents as written, {self.normalised} "
-                f"normalised, {self.fallback} fallbacks (unusable replies), "
-                f"{self.no_user_turn} without a user turn (fallback), {self.unreadable} "
-                f"unreadable lines skipped")
+                f"normalised, {self.fallback} unusable replies, {self.no_user_turn} without a "
+                f"user turn, {len(self.dropped)} dropped, {self.kept} written; "
+                f"{self.unreadable} unreadable lines skipped")
 
 
 def conversation_of(record: dict[str, Any], where: str) -> list[Message]:
@@ -91,10 +133,26 @@ def annotation_prompt(conversation: Sequence[Message]) -> list[Message]:
                     f"starting with \"{PREFIX}\".")]
 
 
+def _as_lines(conversation: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"{role}: {content.strip()}" for role, content in conversation)
+
+
+def paper_prompt(conversation: Sequence[Message]) -> list[Message]:
+    """The few-shot annotation prompt: instructions, the three examples as user/assistant pairs,
+    then the whole conversation as `<role>: content` lines."""
+    messages = [Message("system", PAPER_INSTRUCTIONS)]
+    for example, intent in FEW_SHOT:
+        messages += [Message("user", "Conversation:\n" + _as_lines(example)),
+                     Message("assistant", intent)]
+    lines = _as_lines([(m.role, m.content) for m in conversation])
+    return messages + [Message("user", "Conversation:\n" + lines)]
+
+
 def normalise_intent(reply: str) -> tuple[str | None, str]:
     """Validate an annotator reply. Returns (intent, how) with how in {"ok", "normalised",
-    "fallback"}; intent is None for "fallback" (empty, too long, or no usable goal)."""
-    text = " ".join(reply.strip().split())
+    "fallback"}; intent is None for "fallback" (empty, too long, or no usable goal). A thinking
+    block (`<think>…</think>`, or an unclosed one cut by the token limit) is removed first."""
+    text = " ".join(_THINK.sub(" ", reply).strip().split())
     text = re.sub(r"^(intent|goal|answer)\s*:\s*", "", text, flags=re.I).strip().strip("\"'“”`").strip()
     if not text:
         return None, "fallback"
@@ -131,40 +189,62 @@ def read_records(path: Path, stats: "IntentStats") -> list[dict[str, Any]]:
 
 
 def annotate(records: list[dict[str, Any]], engine: Any, stats: IntentStats, *,
-             batch_size: int = 32, sampling: Sampling | None = None, where: str = "") -> None:
-    """Add an `intent` to every record in place, one engine call per batch."""
+             batch_size: int = 32, sampling: Sampling | None = None, where: str = "",
+             protocol: str = "paper") -> list[dict[str, Any]]:
+    """Add an `intent` to every record in place, one engine call per batch; returns the records to
+    write (the paper protocol leaves out those without a usable intent, see the module docstring)."""
     from tqdm import tqdm
 
-    sampling = sampling or Sampling(temperature=0.0, max_tokens=120, seed=0)
+    paper = protocol == "paper"
+    prompt = paper_prompt if paper else annotation_prompt
+    if sampling is None:
+        sampling = paper_sampling() if paper else Sampling(temperature=0.0, max_tokens=120, seed=0)
+    kept = []
     for start in tqdm(range(0, len(records), batch_size), desc=f"intents {where}", unit="batch"):
         batch = records[start:start + batch_size]
         convs = [conversation_of(r, f"{where} record {start + i}") for i, r in enumerate(batch)]
         asked = [i for i, c in enumerate(convs) if any(m.role == "user" and m.content.strip() for m in c)]
-        replies = engine.chat([annotation_prompt(convs[i]) for i in asked], sampling) if asked else []
+        replies = engine.chat([prompt(convs[i]) for i in asked], sampling) if asked else []
         answers = dict(zip(asked, replies))
         for i, record in enumerate(batch):
             stats.records += 1
+            intent = None
             if i not in answers:
                 stats.no_user_turn += 1
-                record["intent"] = FALLBACK
+            else:
+                intent, how = normalise_intent(answers[i])
+                setattr(stats, how, getattr(stats, how) + 1)
+            if intent is None and paper:
+                stats.dropped.append(f"{where} record {start + i}")
                 continue
-            intent, how = normalise_intent(answers[i])
-            setattr(stats, how, getattr(stats, how) + 1)
             record["intent"] = intent or FALLBACK
+            kept.append(record)
+    stats.kept += len(kept)
+    return kept
 
 
-def run(in_path: Path, out_dir: Path, engine: Any, *, limit: int = 0, batch_size: int = 32) -> IntentStats:
+def paper_sampling(max_tokens: int = PAPER_MAX_TOKENS) -> Sampling:
+    """The paper protocol's sampling: temperature 0.7, top-p 0.9, `max_tokens`, a fixed seed."""
+    return Sampling(temperature=0.7, top_p=0.9, max_tokens=max_tokens, seed=0)
+
+
+def run(in_path: Path, out_dir: Path, engine: Any, *, limit: int = 0, batch_size: int = 32,
+        protocol: str = "paper", max_tokens: int = PAPER_MAX_TOKENS) -> IntentStats:
     """Annotate every file under `in_path` into `out_dir` (same file names, JSONL)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown intents protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
     stats = IntentStats()
     out_dir.mkdir(parents=True, exist_ok=True)
     left = limit or None
     from corpora.records import record_files
 
+    sampling = paper_sampling(max_tokens) if protocol == "paper" else None
     for path in record_files(in_path):
         records = read_records(path, stats)
         if left is not None:
             records, left = records[:left], left - min(left, len(records))
-        annotate(records, engine, stats, batch_size=batch_size, where=path.name)
+        records = annotate(records, engine, stats, batch_size=batch_size, where=path.name,
+                           protocol=protocol, sampling=sampling)
         target = out_dir / (path.stem + ".jsonl")
         with open(target, "w") as fh:
             for record in records:
@@ -186,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="output folder (records with `intent` added)")
     parser.add_argument("--limit", type=int, default=0, help="annotate at most N records (0 = all)")
     parser.add_argument("--batch-size", type=int, default=32, help="conversations per engine call")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="paper",
+                        help="paper (default): few-shot prompt, whole conversation, T 0.7 / top-p "
+                             "0.9, unusable intents dropped; project: the earlier short prompt, "
+                             "greedy, unusable intents replaced by a generic one")
+    parser.add_argument("--max-tokens", type=int, default=PAPER_MAX_TOKENS,
+                        help="paper protocol: token budget of each annotation (thinking included)")
     parser.add_argument("--cache", default=None, help="call cache file; default OUT/.intent_cache "
                         "(a restarted run reuses every finished call)")
     return parser
@@ -202,9 +288,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         record_files(Path(args.inp))  # fail on a bad --in before loading a model
         from engines.cache import CachedChatEngine
 
-        engine = CachedChatEngine(load_chat_engine(args.engine), cache,
-                                  f"{PROMPT_VERSION}|{args.engine}")
-        stats = run(Path(args.inp), out, engine, limit=args.limit, batch_size=args.batch_size)
+        version = PAPER_PROMPT_VERSION if args.protocol == "paper" else PROMPT_VERSION
+        engine = CachedChatEngine(load_chat_engine(args.engine), cache, f"{version}|{args.engine}")
+        stats = run(Path(args.inp), out, engine, limit=args.limit, batch_size=args.batch_size,
+                    protocol=args.protocol, max_tokens=args.max_tokens)
     except (ValueError, OSError, DataError) as err:
         print(f"wildsim data intents: {err}", file=sys.stderr)
         return 2

@@ -144,6 +144,9 @@ class ReplyStats:
     echo_lines: lines dropped because they copied the simulator's own instructions
     empty_retries: replies resampled because they said nothing without ending
     empty_defaults: replies still empty after the resample, replaced by a stock user turn
+    failed_tries: paper protocol: replies that broke the protocol and were retried or given up on
+    ended_on_failure: paper protocol: turns that ended the conversation after every try failed
+    opening_fallbacks: paper protocol: openings that failed every try (real or stock opening used)
     """
 
     replies: int = 0
@@ -152,11 +155,18 @@ class ReplyStats:
     echo_lines: int = 0
     empty_retries: int = 0
     empty_defaults: int = 0
+    failed_tries: int = 0
+    ended_on_failure: int = 0
+    opening_fallbacks: int = 0
 
     def add(self, parsed: ParsedReply) -> None:
+        self.add_parsed(parsed.ends, parsed.method)
+
+    def add_parsed(self, ends: bool, method: str = "json") -> None:
+        """Count one reply read by `method` (a paper-protocol reply is always "json")."""
         self.replies += 1
-        self.methods[parsed.method] += 1
-        self.ends += parsed.ends
+        self.methods[method] += 1
+        self.ends += ends
 
     @property
     def json_fallbacks(self) -> int:
@@ -169,6 +179,9 @@ class ReplyStats:
                f"{prefix}/json_fallbacks": float(self.json_fallbacks),
                f"{prefix}/echo_lines": float(self.echo_lines),
                f"{prefix}/empty_retries": float(self.empty_retries),
-               f"{prefix}/empty_defaults": float(self.empty_defaults)}
+               f"{prefix}/empty_defaults": float(self.empty_defaults),
+               f"{prefix}/failed_tries": float(self.failed_tries),
+               f"{prefix}/ended_on_failure": float(self.ended_on_failure),
+               f"{prefix}/opening_fallbacks": float(self.opening_fallbacks)}
         out.update({f"{prefix}/parsed_{m}": float(n) for m, n in self.methods.items()})
         return out

@@ -1,7 +1,8 @@
 """Personas for role-play simulators, and reproducible per-group draws.
 
-A persona is a short behaviour guideline (impatient, makes typos, asks side questions…) added to
-a prompted simulator's system prompt. The bank lives in configs/personas.yaml. A persona is drawn
+A persona is a behaviour guideline (impatient, makes typos, asks side questions…) added to a
+prompted simulator's prompt; the first four of the bank are the published role-play 3 personas,
+written as full guideline blocks (the "default" one is what role-play 1 and 2 always carry). The bank lives in configs/personas.yaml. A persona is drawn
 per GRPO group, not per episode: `persona_for(episode, bank, seed)` depends only on the seed and
 the episode's group id, so every sample of a group meets the same user while different groups
 meet different ones. The draw is recorded on the episode (`episode.persona` = the name,
@@ -70,8 +71,15 @@ def load_personas(path: str | Path | None = None, names: Sequence[str] | None = 
         weight = float(entry.get("weight", 1.0))
         if weight <= 0:
             raise PersonaError(f"{path}: persona {entry['name']!r} has weight {weight}; use > 0")
-        bank.append(Persona(str(entry["name"]), " ".join(str(entry["description"]).split()), weight))
+        bank.append(Persona(str(entry["name"]), tidy_description(entry["description"]), weight))
     return select_personas(bank, names, where=str(path))
+
+
+def tidy_description(text: object) -> str:
+    """A description with spaces collapsed inside each line and blank lines dropped; line breaks
+    (a guideline block's bullets) are kept."""
+    lines = (" ".join(line.split()) for line in str(text).strip().splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def select_personas(bank: Sequence[Persona], names: Sequence[str] | None, where: str = "bank"

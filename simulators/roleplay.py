@@ -1,8 +1,22 @@
 """Prompted role-play user simulators (role-play 1, 2 and 3 of the published setup).
 
-An instruction-tuned LLM is told to play a user who wants what the task's hidden intent says. It
-sees the conversation with roles flipped: a system prompt holding the intent (and a persona when
-the simulator has a persona bank), then a fixed greeting as the first "user" message (the
+An instruction-tuned LLM is told to play a user who wants what the task's hidden intent says.
+Two prompt protocols (`protocol=`):
+
+- "paper" (default; the protocol of the 2605.09808 release, simulators/paperprompt.py): one
+  message holding the task description, the behaviour guidelines, the intent as the reference
+  goal and the whole chat history; the reply is JSON {current_answer, thought, response} (the
+  schema is passed in Sampling.json_schema); the user leaves with a response that is exactly
+  `<|endconversation|>`. Without a persona bank (role-play 1 and 2) the guidelines are always the
+  bank's "default" persona (minimise effort, vague early and details later, occasional mistakes,
+  stated preferences). A reply that breaks the protocol is retried, up to `max_tries` tries in
+  all; then the conversation ends there (the episode is still judged) — no canned user turn. An
+  opening cannot end: after `max_tries` failed openings the task's real opening is used, or a
+  stock one when it has none (counted as `opening_fallbacks`).
+- "project" (this project's earlier prompt, described below).
+
+The "project" protocol sees the conversation with roles flipped: a system prompt holding the
+intent (and a persona when the simulator has a persona bank), then a fixed greeting as the first "user" message (the
 assistant's side opening the chat; the policy never sees it), then its own past turns as
 "assistant" and the policy's turns as "user". It answers with a JSON object
 `{"thought": ..., "response": ...}`; only `response` is said (simulators/jsonreply.py reads it,
@@ -15,12 +29,13 @@ Openings (`opening=`):
 Role-play 3 is role-play 2 with a persona bank (`persona_bank=`, `personas=`): one persona per
 GRPO group, held fixed across the group's samples (simulators/persona.py).
 
-Ending: the user ends the conversation by writing `<END>` in its response (alone, or after a
-last message); the sentinel is never said. An opening cannot end the conversation.
+Project-protocol ending: the user ends the conversation by writing `<END>` in its response
+(alone, or after a last message); the sentinel is never said. An opening cannot end the
+conversation.
 
-Empty replies: lines that copy the simulator's own system prompt, intent included, are dropped
-(small models echo their prompt; copying the intent verbatim is never a real user turn). A reply that then says nothing and does not end (a small model that produced only
-broken JSON, say) is resampled once in one batched call; if still empty, a stock user turn is
+Project-protocol empty replies: lines that copy the simulator's own system prompt, intent included, are dropped
+(small models echo their prompt; copying the intent verbatim is never a real user turn). A
+reply that then says nothing and does not end (a small model that produced only broken JSON, say) is resampled once in one batched call; if still empty, a stock user turn is
 used. All are counted (`stats`, and episode.sim_details["echo_lines"] / ["empty_defaults"]).
 
 Determinism: each engine call gets a seed derived from the simulator seed and the batch's
@@ -39,10 +54,13 @@ from engines.base import Sampling
 from simulators.base import SIMULATOR_KINDS, UserTurn
 from simulators.jsonreply import (END_SENTINEL, ParsedReply, ReplyStats, drop_echoes,
                                   parse_user_reply)
+from simulators.paperprompt import DEFAULT_MAX_TRIES, PaperReply, build_prompt, read_reply
+from simulators.paperprompt import REPLY_SCHEMA as PAPER_SCHEMA
 from simulators.persona import Persona, group_key, load_personas, persona_for
 
 DEFAULT_SAMPLING = Sampling(temperature=0.7, top_p=0.9, max_tokens=1024)
 OPENINGS = ("self", "real")
+PROTOCOLS = ("paper", "project")
 
 SYSTEM_PROMPT = """\
 You are playing a human user who is chatting with an AI assistant. You are the user, not the \
@@ -116,17 +134,25 @@ class RolePlaySimulator:
     persona_bank: None (no personas), True/"default" (configs/personas.yaml), a YAML path, or a
                   list of Persona
     personas:     names to keep from the bank (None: all); giving only this uses the default bank
-    json_schema:  pass the reply schema to servers that support structured output
-    sentinel:     the text that ends the conversation (default "<END>")
+    json_schema:  pass the reply schema to engines that support structured output
+    sentinel:     "project" protocol: the text that ends the conversation (default "<END>")
+    protocol:     "paper" (default) or "project" (see the module docstring)
+    max_tries:    "paper" protocol: tries per turn before the conversation ends (default 8)
     """
 
     def __init__(self, engine: Any, *, name: str = "roleplay", sampling: Sampling | None = None,
                  seed: int = 0, opening: str = "self", persona_bank: Any = None,
                  personas: Sequence[str] | None = None, json_schema: bool = True,
-                 sentinel: str = END_SENTINEL):
+                 sentinel: str = END_SENTINEL, protocol: str = "paper",
+                 max_tries: int = DEFAULT_MAX_TRIES):
         if opening not in OPENINGS:
             raise ValueError(f"roleplay simulator {name!r}: opening must be one of {OPENINGS}, "
                              f"got {opening!r}")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"roleplay simulator {name!r}: protocol must be one of {PROTOCOLS}, "
+                             f"got {protocol!r}")
+        if max_tries < 1:
+            raise ValueError(f"roleplay simulator {name!r}: max_tries must be >= 1, got {max_tries}")
         if isinstance(engine, str):
             from engines.spec import load_chat_engine
 
@@ -139,6 +165,11 @@ class RolePlaySimulator:
         self.bank = _bank(persona_bank, personas)
         self.json_schema = json_schema
         self.sentinel = sentinel
+        self.protocol = protocol
+        self.max_tries = max_tries
+        # role-play 1 and 2 of the paper protocol always carry the default behaviour guidelines
+        self.default_guidelines = (load_personas(None, ["default"])[0].description
+                                   if protocol == "paper" and self.bank is None else "")
         self.stats = ReplyStats()
 
     # ---- UserSimulator ---------------------------------------------------------------------
@@ -183,8 +214,9 @@ class RolePlaySimulator:
 
     def _sampling(self, episodes: Sequence[Episode], attempt: int) -> Sampling:
         keys = [(group_key(ep), ep.sample, len(ep.user_texts())) for ep in episodes]
+        schema = PAPER_SCHEMA if self.protocol == "paper" else REPLY_SCHEMA
         return self.sampling.with_(seed=batch_seed(self.seed, keys, attempt),
-                                   json_schema=REPLY_SCHEMA if self.json_schema else None)
+                                   json_schema=schema if self.json_schema else None)
 
     def _read(self, episode: Episode, reply: str, prompt: list[Message]) -> ParsedReply:
         parsed = parse_user_reply(reply, self.sentinel)
@@ -202,6 +234,8 @@ class RolePlaySimulator:
         """One engine call for all episodes, one more for the replies that said nothing."""
         if not episodes:
             return []
+        if self.protocol == "paper":
+            return self._paper_turns(episodes, opening=opening)
         prompts = [self.conversation(ep, opening=opening) for ep in episodes]
         replies = self.engine.chat(prompts, self._sampling(episodes, 0))
         parsed = [self._read(ep, r, p) for ep, r, p in zip(episodes, replies, prompts)]
@@ -224,3 +258,53 @@ class RolePlaySimulator:
         if parsed.current_answer is not None:
             details["current_answer"] = parsed.current_answer
         return UserTurn(text=text, ends=ends, details=details)
+
+    # ---- the paper protocol ----------------------------------------------------------------
+    def paper_prompt(self, episode: Episode, *, opening: bool) -> list[Message]:
+        """The one message the engine sees for the episode's next turn (paper protocol)."""
+        persona = self._persona(episode)
+        guidelines = persona.description if persona is not None else self.default_guidelines
+        return build_prompt(episode.task.intent, guidelines, [] if opening else episode.messages)
+
+    def _paper_turns(self, episodes: list[Episode], *, opening: bool) -> list[UserTurn]:
+        """Up to `max_tries` rounds; each round is one engine call for the replies still failing."""
+        prompts = [self.paper_prompt(ep, opening=opening) for ep in episodes]
+        parsed: list[PaperReply | None] = [None] * len(episodes)
+        tries = [0] * len(episodes)
+        pending = list(range(len(episodes)))
+        for attempt in range(self.max_tries):
+            if not pending:
+                break
+            replies = self.engine.chat([prompts[i] for i in pending],
+                                       self._sampling([episodes[i] for i in pending], attempt))
+            failed = []
+            for i, reply in zip(pending, replies):
+                tries[i] += 1
+                reading = read_reply(reply)
+                if reading is None or (opening and reading.ends):
+                    failed.append(i)
+                else:
+                    parsed[i] = reading
+            self.stats.failed_tries += len(failed)
+            pending = failed
+        return [self._paper_turn(ep, p, opening, n) for ep, p, n in zip(episodes, parsed, tries)]
+
+    def _paper_turn(self, episode: Episode, parsed: PaperReply | None, opening: bool,
+                    tries: int) -> UserTurn:
+        details = episode.sim_details
+        if tries > 1:
+            details["json_retries"] = details.get("json_retries", 0) + tries - 1
+        if parsed is None:
+            self.stats.replies += 1
+            if opening:  # an opening cannot end: the real one, or a stock one
+                self.stats.opening_fallbacks += 1
+                details["opening_fallbacks"] = details.get("opening_fallbacks", 0) + 1
+                return UserTurn(text=episode.task.opening or STOCK_OPENING,
+                                details={"parse": "failed", "tries": tries})
+            self.stats.ended_on_failure += 1
+            details["ended_on_json_failure"] = True
+            return UserTurn(text="", ends=True, details={"parse": "failed", "tries": tries})
+        self.stats.add_parsed(parsed.ends)
+        return UserTurn(text=parsed.response, ends=parsed.ends,
+                        details={"parse": "json", "tries": tries, "thought": parsed.thought,
+                                 "current_answer": parsed.current_answer})

@@ -32,7 +32,8 @@ def write_jsonl(path, records):
 
 def test_valid_record_parses_and_converts_to_messages():
     conv = parse_conversation(record("hi can u help", "Sure!", "thx", "You're welcome."), "x")
-    assert conv.user_key == "ab" * 32 + "|Canada"
+    assert conv.user_key == "ab" * 32  # hashed_ip alone
+    assert conv.missing == ()  # a schema-exact record lacks no optional field
     assert conv.turn == 2 and conv.first_user_turn() == "hi can u help"
     assert [(m.role, m.content) for m in to_messages(conv)] == [
         ("user", "hi can u help"), ("assistant", "Sure!"), ("user", "thx"),
@@ -56,7 +57,8 @@ def test_missing_field_names_line_hash_and_field(tmp_path):
     ("toxic", 0, "field 'toxic' should be bool, got int"),
     ("turn", True, "field 'turn' should be int, got bool"),
     ("conversation", {}, "field 'conversation' should be list"),
-    ("model", None, "field 'model' is null"),
+    ("redacted", None, "field 'redacted' is null"),
+    ("header", [], "field 'header' should be dict, got list"),
 ])
 def test_wrong_types_are_named(field, value, expected):
     with pytest.raises(SchemaError, match=expected):
@@ -69,8 +71,8 @@ def test_utterance_errors_name_the_position():
     with pytest.raises(SchemaError, match=r"conversation\[1\].role"):
         parse_conversation(bad, "line 1")
     bad = record("a", "b")
-    del bad["conversation"][0]["hashed_ip"]  # user utterances carry hashed_ip
-    with pytest.raises(SchemaError, match=r"conversation\[0\].hashed_ip' is missing"):
+    del bad["conversation"][0]["content"]  # role and content are required
+    with pytest.raises(SchemaError, match=r"conversation\[0\].content' is missing"):
         parse_conversation(bad, "line 1")
     bad = record("a", "b")
     bad["conversation"][1]["turn_identifier"] = "12"
@@ -106,7 +108,7 @@ def test_unreadable_and_unknown_files_are_clear_errors(tmp_path):
 
 def test_wrong_schema_names_the_first_missing_field(tmp_path):
     path = write_jsonl(tmp_path / "other.jsonl", [{"prompt": "hi", "response": "hello"}])
-    with pytest.raises(SchemaError, match="other.jsonl line 1: field 'conversation_hash' is missing"):
+    with pytest.raises(SchemaError, match="other.jsonl line 1: field 'conversation' is missing"):
         list(iter_wildchat(str(path)))
 
 

@@ -27,7 +27,7 @@ def test_prepare_sample_counts_add_up_and_users_do_not_cross(tmp_path):
     assert report["kept"] + sum(report["dropped"].values()) == report["read"]
     assert len(report["skipped"]) == sum(report["dropped"].values())
     # the sample's deliberately filterable conversations, each dropped for its reason
-    assert report["dropped"] == {"non_english": 6, "toxic": 3, "empty_turn": 3,
+    assert report["dropped"] == {"duplicate_conversation_hash": 13, "non_english": 6, "toxic": 3, "empty_turn": 3,
                                  "roles_not_alternating": 4, "templated_first_turn": 20}
     splits = {name: read_split(out, name) for name in ("train", "validation", "test")}
     assert {k: len(v) for k, v in splits.items()} == report["splits"]
@@ -35,7 +35,7 @@ def test_prepare_sample_counts_add_up_and_users_do_not_cross(tmp_path):
     seen = defaultdict(set)
     for name, records in splits.items():
         for r in records:
-            seen[(r["hashed_ip"], r["country"])].add(name)
+            seen[r["hashed_ip"]].add(name)
     assert all(len(names) == 1 for names in seen.values())
     # records are written unchanged: the first train record equals its source line
     source = {json.dumps(json.loads(l), sort_keys=True) for l in SAMPLE_PATH.read_text().splitlines()}
@@ -58,7 +58,7 @@ def test_wildbench_sessions_are_forced_into_test(tmp_path):
     users = {c.user_key for c in iter_wildchat("sample") if c.conversation_hash in sessions}
     assert users  # the sample links some sessions to its conversations
     for name in ("train", "validation"):
-        assert not any(f"{r['hashed_ip']}|{r['country']}" in users for r in read_split(out, name))
+        assert not any(r["hashed_ip"] in users for r in read_split(out, name))
     assert json.loads((out / "report.json").read_text())["forced_test_users"] == len(users)
 
 

@@ -20,14 +20,14 @@ def sample_records():
 
 def test_every_wildchat_record_has_exactly_the_schema_fields():
     for record in sample_records():
-        assert set(record) == set(RECORD_FIELDS)
+        assert set(record) == set(RECORD_FIELDS) | {"conversation", "hashed_ip"}
         assert set(record["header"]) == HEADER_KEYS
         n = len(record["conversation"])
         assert len(record["openai_moderation"]) == len(record["detoxify_moderation"]) == n
         for mod in record["openai_moderation"]:
             assert set(mod) == {"categories", "category_scores", "flagged"}
         for utt in record["conversation"]:
-            assert set(UTTERANCE_FIELDS) | set(USER_FIELDS) | {"timestamp"} == set(utt)
+            assert set(UTTERANCE_FIELDS) | set(USER_FIELDS) | {"timestamp", "role", "content"} == set(utt)
             if utt["role"] == "user":
                 assert utt["hashed_ip"] == record["hashed_ip"] and set(utt["header"]) == HEADER_KEYS
             else:

@@ -49,13 +49,31 @@ def test_registered_as_finetuned():
     assert SIMULATOR_KINDS.get("finetuned") is FinetunedSimulator
 
 
-def test_prompt_is_the_flipped_conversation():
+def test_prompt_keeps_roles_and_ends_in_the_user_slot():
     seen = []
     engine = ScriptedTokenEngine(lambda k, i, prompt: seen.append(prompt) or "thanks")
     FinetunedSimulator(engine).reply([episode(["sort my list"])])
+    assert seen[0] == (f"<|im_start|>system\n{INTENT}<|im_end|>\n<|im_start|>user\nsort my list"
+                       "<|im_end|>\n<|im_start|>assistant\nhere you go<|im_end|>\n<|im_start|>user\n")
+
+
+def test_swapped_layout_prompt_is_the_flipped_conversation():
+    seen = []
+    engine = ScriptedTokenEngine(lambda k, i, prompt: seen.append(prompt) or "thanks")
+    FinetunedSimulator(engine, layout="swapped").reply([episode(["sort my list"])])
     assert seen[0].startswith(f"<|im_start|>system\n{INTENT}<|im_end|>")
     assert "<|im_start|>assistant\nsort my list<|im_end|>\n<|im_start|>user\nhere you go<|im_end|>" in seen[0]
     assert seen[0].endswith("<|im_start|>assistant\n")
+
+
+def test_userlm_layout_refuses_a_chat_engine():
+    class ChatOnly:
+        def chat(self, conversations, sampling):
+            return ["hi"] * len(conversations)
+
+    with pytest.raises(ValueError, match="layout: swapped"):
+        FinetunedSimulator(ChatOnly())
+    assert FinetunedSimulator(ChatOnly(), layout="swapped").reply([episode(["a"])])[0].text == "hi"
 
 
 def test_repeats_are_resampled_with_rising_temperature_in_batched_rounds():
@@ -140,3 +158,38 @@ def test_guardrail_problem_by_hand():
     assert guardrail_problem("something new", False, **kw) is None
     assert retry_temperature(0.7, 0) == 0.7 and retry_temperature(0.7, 2) == pytest.approx(0.8)
     assert retry_temperature(0.98, 1) == 1.0 and retry_temperature(1.2, 3) == 1.2
+
+
+def test_published_dedup_resamples_only_an_exact_repeat_of_the_previous_turn():
+    # episode a repeats its previous turn exactly (every time: 0.7 + 0.05k, five resamples, then
+    # accepted); b repeats an OLDER turn and c changes only the case: both accepted at once
+    def script(k, i, prompt):
+        return {0: "make it shorter", 1: "sort my list", 2: "Make It Shorter"}[i] if k == 0 else "make it shorter"
+
+    engine = ScriptedTokenEngine(script)
+    sim = FinetunedSimulator(engine, dedup="published",
+                             sampling=Sampling(temperature=0.7, top_p=0.9, max_tokens=32))
+    eps = [episode(["sort my list", "make it shorter"], t) for t in "abc"]
+    turns = sim.reply(eps)
+    assert [t.text for t in turns] == ["make it shorter", "sort my list", "Make It Shorter"]
+    assert [c[0] for c in engine.calls] == [3, 1, 1, 1, 1, 1]
+    assert [c[1] for c in engine.calls] == pytest.approx([0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
+    assert eps[0].sim_details == {"guardrail_retries": 5, "retries_repeat": 5, "guardrail_exhausted": 1}
+    assert eps[1].sim_details == eps[2].sim_details == {"guardrail_retries": 0}
+    # the project rule resamples b's repeat of an older turn and c's case-only change
+    project = FinetunedSimulator(ScriptedTokenEngine(script), sampling=Sampling(temperature=0.7))
+    eps = [episode(["sort my list", "make it shorter"], t) for t in "abc"]
+    project.reply(eps)
+    assert all(ep.sim_details["retries_repeat"] >= 1 for ep in eps)
+
+
+def test_published_problem_by_hand():
+    from simulators.finetuned import published_problem
+
+    assert published_problem("  hi there ", False, previous="hi there", may_end=True) == "repeat"
+    assert published_problem("hi there!", False, previous="hi there", may_end=True) is None
+    assert published_problem("", True, previous="x", may_end=False) == "early_end"
+    assert published_problem("", True, previous="x", may_end=True) is None
+    assert published_problem("x", False, previous=None, may_end=True) is None
+    with pytest.raises(ValueError, match="dedup must be one of"):
+        FinetunedSimulator(ScriptedTokenEngine(lambda k, i, p: "x"), dedup="fuzzy")

@@ -37,8 +37,8 @@ def test_flip_messages_swaps_roles_and_appends_end():
     assert flip_messages(INTENT, CONV, end=False)[-1].content == "ok"
 
 
-def test_labels_token_by_token(tokenizer):
-    ex = build_example(tokenizer, INTENT, CONV)
+def test_swapped_labels_token_by_token(tokenizer):
+    ex = build_example(tokenizer, INTENT, CONV, layout="swapped")
     # expected (text, trained) pieces, each tokenised on its own
     pieces = [(f"<|im_start|>system\n{INTENT}<|im_end|>\n", False),
               ("<|im_start|>assistant\n", False), ("please help me write a poem", True),
@@ -64,7 +64,7 @@ def test_labels_token_by_token(tokenizer):
 def test_example_ids_match_inference_prompts(tokenizer):
     """The ids before each trained user turn are exactly what the chat template gives at inference
     (flipped conversation so far + generation prompt), so training and generation agree."""
-    ex = build_example(tokenizer, INTENT, CONV)
+    ex = build_example(tokenizer, INTENT, CONV, layout="swapped")
     flipped = flip_messages(INTENT, CONV)
     starts = [i for i in range(len(ex.labels))
               if ex.labels[i] != IGNORE and (i == 0 or ex.labels[i - 1] == IGNORE)]
@@ -88,9 +88,11 @@ def test_build_examples_counts_what_it_skips(tokenizer):
     assert stats.offered == 5 and stats.kept == 2 and stats.trimmed_trailing_user == 1
     assert stats.skipped == {"roles do not alternate starting with the user": 1,
                              "an empty turn": 1, "no intent": 1}
-    short, stats = build_examples(tokenizer, items[:1], max_length=10)
-    assert stats.truncated == 1 and not short  # the system prompt alone fills 10 tokens
-    assert stats.skipped == {"no trained token within max_length": 1}
+    full = len(examples[0].input_ids)
+    kept, stats = build_examples(tokenizer, items[:1], max_length=full)
+    assert kept[0].input_ids == examples[0].input_ids and not stats.skipped
+    short, stats = build_examples(tokenizer, items[:1], max_length=full - 1)
+    assert not short and stats.skipped == {"longer than max_length": 1}  # dropped, never cut
 
 
 def test_build_example_needs_the_end_token():

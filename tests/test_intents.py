@@ -1,4 +1,5 @@
-"""`wildsim data intents`: reply normalisation, fallbacks counted, records kept, resumable runs."""
+"""`wildsim data intents`: reply normalisation, the project protocol's fallbacks counted and kept,
+resumable runs (the paper protocol: tests/test_intents_paper.py)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_run_adds_intents_and_counts_fallbacks(tmp_path):
     src = tmp_path / "in.jsonl"
     records = [record(0), record(1, ("hello there", "hi")), record(2, ("", "orphan reply"))]
     src.write_text("\n".join(json.dumps(r) for r in records) + "\n{not json\n")
-    stats = run(src, tmp_path / "out", CountingChat(), batch_size=2)
+    stats = run(src, tmp_path / "out", CountingChat(), batch_size=2, protocol="project")
     assert stats.unreadable == 1
     written = [json.loads(line) for line in (tmp_path / "out" / "in.jsonl").read_text().splitlines()]
     assert [r["intent"] for r in written] == [f"{PREFIX} get a short poem.", FALLBACK, FALLBACK]

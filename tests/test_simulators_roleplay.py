@@ -1,4 +1,5 @@
-"""The role-play simulator with a scripted chat engine: openings, flipped view, parsing, ending."""
+"""The role-play simulator's "project" protocol with a scripted chat engine: openings, flipped view,
+parsing, ending (the default "paper" protocol: tests/test_roleplay_paper.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from corpora.types import Episode, Message, Task
 from simulators.base import SIMULATOR_KINDS
 from simulators.roleplay import (OPENING_CUE, REPLY_SCHEMA, STOCK_REPLY, RolePlaySimulator,
                                  flip_roles)
+
+def project_sim(engine, **options):
+    return RolePlaySimulator(engine, protocol="project", **options)
+
 
 INTENT = "You are a user chatting with an assistant language model to get a haiku about autumn rain."
 
@@ -39,7 +44,7 @@ def test_registered_as_roleplay():
 
 def test_self_opening_is_written_in_one_batched_call():
     engine = ScriptedChat(json_reply("can you write me a short poem?"))
-    sim = RolePlaySimulator(engine, opening="self")
+    sim = project_sim(engine, opening="self")
     eps = [episode(sample=0), episode(sample=1)]
     assert sim.open(eps) == ["can you write me a short poem?"] * 2
     assert len(engine.calls) == 1 and len(engine.calls[0][0]) == 2
@@ -52,7 +57,7 @@ def test_self_opening_is_written_in_one_batched_call():
 
 def test_real_opening_uses_the_task_and_writes_only_missing_ones():
     engine = ScriptedChat(json_reply("written opening"))
-    sim = RolePlaySimulator(engine, opening="real")
+    sim = project_sim(engine, opening="real")
     eps = [episode(opening="the real one"), episode(group="g1", opening=None)]
     assert sim.open(eps) == ["the real one", "written opening"]
     assert len(engine.calls[0][0]) == 1  # only the task without an opening went to the engine
@@ -61,7 +66,7 @@ def test_real_opening_uses_the_task_and_writes_only_missing_ones():
 
 def test_reply_sees_flipped_roles_with_the_intent_only_in_the_system_prompt():
     engine = ScriptedChat(json_reply("make it sadder"))
-    sim = RolePlaySimulator(engine, opening="real")
+    sim = project_sim(engine, opening="real")
     ep = episode(messages=[Message("user", "haiku pls"), Message("assistant", "Rain on red leaves")])
     turn = sim.reply([ep])[0]
     assert (turn.text, turn.ends, turn.details["parse"]) == ("make it sadder", False, "json")
@@ -80,7 +85,7 @@ def test_flip_roles_drops_system_and_marks_empty_assistant_turns():
 
 def test_intent_never_reaches_the_conversation_in_a_small_rollout():
     engine = ScriptedChat(json_reply("ok, and another one?"))
-    sim = RolePlaySimulator(engine, opening="self")
+    sim = project_sim(engine, opening="self")
     ep = episode()
     ep.messages.append(Message("user", sim.open([ep])[0]))
     for _ in range(3):
@@ -97,7 +102,7 @@ def test_intent_never_reaches_the_conversation_in_a_small_rollout():
     ('"shorter please"', "shorter please"),
 ])
 def test_broken_json_falls_back_and_is_counted(raw, said):
-    sim = RolePlaySimulator(ScriptedChat(lambda conv: raw))
+    sim = project_sim(ScriptedChat(lambda conv: raw))
     ep = episode(messages=[Message("user", "haiku pls"), Message("assistant", "Rain")])
     turn = sim.reply([ep])[0]
     assert turn.text == said and not turn.ends
@@ -113,19 +118,19 @@ def test_broken_json_falls_back_and_is_counted(raw, said):
     ("thanks, bye <end>", "thanks, bye"),
 ])
 def test_end_sentinel_ends_and_is_never_said(raw, said):
-    sim = RolePlaySimulator(ScriptedChat(lambda conv: raw))
+    sim = project_sim(ScriptedChat(lambda conv: raw))
     turn = sim.reply([episode(messages=[Message("user", "x"), Message("assistant", "y")])])[0]
     assert turn.ends and turn.text == said
 
 
 def test_an_opening_cannot_end_the_conversation():
-    sim = RolePlaySimulator(ScriptedChat(json_reply("hello there <END>")))
+    sim = project_sim(ScriptedChat(json_reply("hello there <END>")))
     assert sim.open([episode()]) == ["hello there"]
 
 
 def test_empty_replies_are_resampled_once_then_replaced_and_counted():
     engine = ScriptedChat(lambda conv: '{"thought": "only a thought"}')
-    sim = RolePlaySimulator(engine)
+    sim = project_sim(engine)
     ep = episode(messages=[Message("user", "x"), Message("assistant", "y")])
     turn = sim.reply([ep])[0]
     assert len(engine.calls) == 2
@@ -138,7 +143,7 @@ def test_empty_replies_are_resampled_once_then_replaced_and_counted():
 def test_sampling_defaults_and_seeds_are_reproducible():
     def seeds(seed, turn_msgs):
         engine = ScriptedChat(json_reply("x"))
-        RolePlaySimulator(engine, seed=seed).reply([episode(messages=turn_msgs)])
+        project_sim(engine, seed=seed).reply([episode(messages=turn_msgs)])
         return engine.calls[0][1]
 
     one = [Message("user", "a"), Message("assistant", "b")]
@@ -152,7 +157,7 @@ def test_sampling_defaults_and_seeds_are_reproducible():
 
 def test_persona_goes_into_the_system_prompt_and_onto_the_episode():
     engine = ScriptedChat(json_reply("hi"))
-    sim = RolePlaySimulator(engine, opening="self", persona_bank="default", personas=["typos"])
+    sim = project_sim(engine, opening="self", persona_bank="default", personas=["typos"])
     ep = episode()
     sim.open([ep])
     assert ep.persona == "typos"
@@ -161,11 +166,11 @@ def test_persona_goes_into_the_system_prompt_and_onto_the_episode():
 
 def test_bad_opening_is_rejected():
     with pytest.raises(ValueError, match="opening must be one of"):
-        RolePlaySimulator(ScriptedChat(json_reply("x")), opening="user")
+        project_sim(ScriptedChat(json_reply("x")), opening="user")
 
 
 def test_lines_copying_the_instructions_are_dropped_and_counted():
-    sim = RolePlaySimulator(ScriptedChat(
+    sim = project_sim(ScriptedChat(
         lambda conv: "Write like a real person typing into a chat box\nok but make it rhyme"))
     ep = episode(messages=[Message("user", "x"), Message("assistant", "y")])
     assert sim.reply([ep])[0].text == "ok but make it rhyme"
@@ -174,6 +179,6 @@ def test_lines_copying_the_instructions_are_dropped_and_counted():
 
 def test_a_reply_that_only_echoes_or_narrates_gets_the_stock_turn():
     replies = iter([INTENT, "(I will now greet the assistant.)"])
-    sim = RolePlaySimulator(ScriptedChat(lambda conv: next(replies)))
+    sim = project_sim(ScriptedChat(lambda conv: next(replies)))
     turn = sim.reply([episode(messages=[Message("user", "x"), Message("assistant", "y")])])[0]
     assert turn.text == STOCK_REPLY and sim.stats.empty_defaults == 1

@@ -1,8 +1,9 @@
 """Supervised fine-tuning of a user simulator on human user turns (the UserLM recipe), with TRL.
 
 `train_simulator(cfg)` loads the base chat model, adds the `<|endconversation|>` token
-(embedding initialised from EOS), turns each conversation + intent into a flipped example
-(simulators/flipped.py: loss on the user turns only), and trains with TRL's SFTTrainer on the
+(embedding initialised from EOS), turns each conversation + intent into a training example
+(simulators/flipped.py: loss on the user turns only; the "userlm" turn layout of the published
+fine-tuned users by default, roles kept, or the "swapped" layout), and trains with TRL's SFTTrainer on the
 pre-tokenised `input_ids` + `labels` columns (TRL leaves a dataset that already has `labels`
 as it is and its collator pads labels with -100). LoRA (peft) is the default; full fine-tuning
 is `--lora.enabled false`. DeepSpeed ZeRO-2/3 come from the accelerate config the script is
@@ -16,7 +17,11 @@ What is saved in `out`:
   embeddings to the adapter's tokenizer before attaching the adapter).
   With `save_merged`, OUT/merged also holds the merged full model (``hf:`` or ``vllm:OUT/merged``).
 - full: the model and tokenizer (``hf:<out>``).
-- both: `config.yaml` (the effective config) and `train_log.jsonl` (the trainer's log history).
+- both: `config.yaml` (the effective config), `train_log.jsonl` (the trainer's log history) and
+  `wildsim_simulator.json` (the engine spec and the turn layout, read by the fine-tuned simulator).
+Conversations whose example is longer than `max_length` tokens are dropped and counted, never cut
+(a cut would lose the end-of-conversation turn); the published run packed examples to 16,384
+tokens instead, which this trainer does not do.
 """
 
 from __future__ import annotations
@@ -68,8 +73,12 @@ class SimulatorTrainConfig:
                                  "empty keeps all")
     out: str = option("runs/simulator", help="output folder: adapter or model, tokenizer, config.yaml")
     limit: int = option(0, help="use at most this many conversations (0 = all)")
-    max_length: int = option(1024, help="examples longer than this many tokens are cut at the end "
-                                        "(counted); memory grows with it")
+    max_length: int = option(1024, help="examples longer than this many tokens are dropped whole "
+                                        "(counted, never cut); memory grows with it")
+    layout: str = option("userlm", help="turn layout: userlm (roles kept, user turns trained, as the "
+                                        "published fine-tuned users; needs a token engine at "
+                                        "inference) or swapped (user turns as assistant turns; "
+                                        "servable by any chat server)")
     epochs: float = option(2.0, help="passes over the training data")
     max_steps: int = option(-1, help="stop after this many optimiser steps (-1 = run all epochs)")
     learning_rate: float = option(2e-5, help="peak learning rate (recipe: 2e-5 full FT; LoRA "
@@ -110,6 +119,8 @@ class SimulatorTrainConfig:
             raise ValueError(f"dtype must be float32, bfloat16, float16 or auto, got {self.dtype!r}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ValueError("set epochs > 0 or max_steps > 0")
+        if self.layout not in ("userlm", "swapped"):
+            raise ValueError(f"layout must be userlm or swapped, got {self.layout!r}")
 
 
 @dataclass
@@ -193,7 +204,7 @@ def _trainer_class(lora: bool) -> type:
 
 
 def train_on_examples(cfg: SimulatorTrainConfig, model: Any, tokenizer: Any, examples: list) -> Any:
-    """Run SFTTrainer on flipped examples; returns the trainer (its state holds the log history)."""
+    """Run SFTTrainer on the simulator's examples; returns the trainer (its state holds the log history)."""
     from accelerate import PartialState
     from datasets import Dataset
 
@@ -232,7 +243,7 @@ def save_outputs(cfg: SimulatorTrainConfig, trainer: Any, tokenizer: Any, base_p
         for row in trainer.state.log_history:
             fh.write(json.dumps(row) + "\n")
     (out / SPEC_FILE).write_text(json.dumps({"base": base_path, "lora": cfg.lora.enabled,
-                                             "spec": spec}, indent=1))
+                                             "spec": spec, "layout": cfg.layout}, indent=1))
     return spec
 
 
@@ -248,7 +259,7 @@ def train_simulator(cfg: SimulatorTrainConfig, tasks: list | None = None) -> Tra
     if cfg.lora.enabled:
         model = wrap_lora(model, cfg.lora, end_id)
     items = [(t.task_id, t.intent, t.conversation) for t in tasks]
-    examples, stats = build_examples(tokenizer, items, max_length=cfg.max_length)
+    examples, stats = build_examples(tokenizer, items, max_length=cfg.max_length, layout=cfg.layout)
     print(f"[train simulator] {stats.summary()}", flush=True)
     trainer = train_on_examples(cfg, model, tokenizer, examples)
     spec = save_outputs(cfg, trainer, tokenizer, base_path)
