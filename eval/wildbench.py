@@ -10,7 +10,8 @@ model's response to each task's conversation (greedy, cached on disk); judge in 
 majority, more satisfied wins; score: WB-Score 1–10 → (S−5)×2); aggregate with task-macro weights
 and win-rate statistics. `--protocol` picks the rules and units: `wildsim` (the project's
 default), `official` (the allenai/WildBench leaderboard tables) or `paper` (the 2605.09808
-release); eval/wb_protocol.py and docs/evaluation.md list what each one fixes. Every chat call goes through a CachedChatEngine under OUT/cache/, keyed
+release); eval/wb_protocol.py and docs/evaluation.md list what each one fixes. Every chat call
+goes through a CachedChatEngine under OUT/cache/, keyed
 by (engine, prompt, sampling), so a killed run picks up where it stopped. Writes
 OUT/wildbench.json (per-task verdicts, aggregates, parse failures, the command line),
 OUT/report.md, OUT/wildbench.png and OUT/config.yaml. `--model-b` may be repeated: each reference
