@@ -226,3 +226,51 @@ def test_paper_retries_unparsed_replies_then_counts_them(tmp_path):
     ps = paper["references"][srv.spec("ref-model")]["summary"]
     assert (ps["n_scored"], ps["retried_calls"], ps["mean"]["mean"]) == (1, 2, 0.0)
     assert paper["judge_settings"]["max_tokens"] == 16384 and paper["protocol"] == "paper"
+
+
+def test_stored_responses_from_a_file(tmp_path):
+    from corpora.records import DataError
+    from eval.wb_run import file_responses
+
+    meta = [TaskMeta("s1", "Math", ()), TaskMeta("s2", "Math", ()), TaskMeta("s3", "Math", ())]
+    path = tmp_path / "gpt-4-turbo-2024-04-09.json"
+    path.write_text(json.dumps([{"session_id": "s1", "output": ["first"]},
+                                {"session_id": "s2", "output": "second"}]))
+    assert file_responses(f"file:{path}", meta) == (["first", "second", ""], 1)
+    path.write_text('{"session_id": "s1"}\n')
+    with pytest.raises(DataError, match="record 0"):
+        file_responses(f"file:{path}", meta)
+
+
+def _checklist_reply(body):
+    """j1 and j2 answer every item; j3 never answers item 2 (its reply is always incomplete)."""
+    text = body["messages"][-1]["content"]
+    if body["model"] in ("test-model", "ref-model"):
+        return f"{body['model']} says hi"
+    items = [{"item": 1, "analysis": "-", "satisfied": True}]
+    if body["model"] != "j3":
+        items.append({"item": 2, "analysis": "-", "satisfied": "test-model" in text})
+    return json.dumps({"items": items})
+
+
+def test_paper_checklist_incomplete_stops_or_is_reported(tmp_path, capsys):
+    record = _record("t1", "Math", [])
+    record["checklist"] = ["one?", "two?"]
+    data = tmp_path / "wb.jsonl"
+    data.write_text(json.dumps(record) + "\n")
+    with ScriptedChatServer(_checklist_reply) as srv:
+        argv = ["--model-a", srv.spec("test-model"), "--model-b", srv.spec("ref-model"),
+                "--data", str(data), "--mode", "checklist", "--protocol", "paper",
+                "--judge-tries", "2", "--n-boot", "20",
+                *[a for j in ("j1", "j2", "j3") for a in ("--judge", srv.spec(j))]]
+        assert wildbench.main([*argv, "--out", str(tmp_path / "stop")]) == 3
+        assert "incomplete" in capsys.readouterr().err
+        assert srv.calls["j3"] == 4 and srv.calls["j1"] == 2  # j3 retried once per response
+        assert wildbench.main([*argv, "--out", str(tmp_path / "rep"),
+                               "--on-incomplete", "report"]) == 0
+    result = json.loads((tmp_path / "rep" / "wildbench.json").read_text())
+    s = result["references"][srv.spec("ref-model")]["summary"]
+    assert (s["n_incomplete"], s["n_scored"], result["incomplete"]) == (1, 0, 1)
+    assert "INCOMPLETE" in (tmp_path / "rep" / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        wildbench.parse_args([*argv[:-6], "--judge", srv.spec("j1")])   # 2-of-3 needs 3 judges
