@@ -201,7 +201,8 @@ def test_bad_data_file_is_a_one_line_error(tmp_path, capsys):
     assert "s1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["wildbench_demo.yaml", "wildbench_gpu.yaml"])
+@pytest.mark.parametrize("name", ["wildbench_demo.yaml", "wildbench_gpu.yaml",
+                                  "wildbench_official.yaml", "wildbench_paper.yaml"])
 def test_shipped_configs_parse(name, tmp_path):
     from pathlib import Path
 
