@@ -1,6 +1,7 @@
 """A rule-based WildBench judge on a loopback OpenAI-compatible server, to show how the three
 protocols (wildsim / official / paper) move the numbers on the same verdict-making rule.
 
+    python -m eval.wb_loopback --out runs/wb_protocols
     python -m eval.wb_loopback --out runs/wb_protocols --model-a builtin:smollm2-135m-instruct
 
 The judge is not a language model: it reads the prompt it is sent (either prompt family), takes
@@ -13,6 +14,11 @@ appear. Replies use the JSON keys of the prompt they answer. The judge is determ
 differences between protocol runs come from the protocols alone (orders, tag groups, skip rules,
 denominators, units, parsing), never from judge noise. The run writes OUT/<mode>-<protocol>/ for
 each run and prints one summary table (docs/evaluation.md records one).
+
+The default model under test, `terse`, needs no model either: its answer to each task is the
+first `--terse-words` space-separated pieces of the task's gpt-4 reference (stored as
+OUT/terse.json and read through `file:`), compared with the full reference (`ref:gpt-4`). Any
+engine spec can replace it (`--model-a builtin:smollm2-135m-instruct` generates real answers).
 """
 
 from __future__ import annotations
@@ -139,20 +145,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.wb_loopback", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/wb_protocols", help="output folder")
-    parser.add_argument("--model-a", default="builtin:smollm2-135m-instruct",
-                        help="engine spec of the model under test (its answers are cached)")
+    parser.add_argument("--model-a", default="terse",
+                        help="engine spec of the model under test (answers cached), or 'terse'")
+    parser.add_argument("--terse-words", type=int, default=60,
+                        help="'terse' answers: this many leading pieces of the gpt-4 reference")
     parser.add_argument("--model-b", default="ref:gpt-4", help="the reference")
     parser.add_argument("--data", default="sample", help="WildBench data (default: the sample)")
     parser.add_argument("--gen-max-tokens", type=int, default=128, help="response budget")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_a = args.model_a
+    if model_a == "terse":
+        model_a = "file:" + str(write_terse(args.data, args.terse_words, out / "terse.json"))
     rows = []
     with LoopbackJudge() as judge:
         for mode, protocol in RUNS:
             run_out = out / f"{mode}-{protocol}"
             _share_generations(out, run_out)
             judges = [judge.spec(f"rule-{i}") for i in range(3 if mode == "checklist" else 1)]
-            code = wildbench.main(["--model-a", args.model_a, "--model-b", args.model_b,
+            code = wildbench.main(["--model-a", model_a, "--model-b", args.model_b,
                                    *[a for j in judges for a in ("--judge", j)],
                                    "--data", args.data, "--mode", mode, "--protocol", protocol,
                                    "--gen-max-tokens", str(args.gen_max_tokens),
@@ -165,6 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for row in rows:
         print(json.dumps(row))
     return 0
+
+
+def write_terse(data: str, words: int, path: Path) -> Path:
+    """The `terse` answers: each task's gpt-4 reference cut to its first `words` pieces."""
+    from corpora.wildbench import load_wildbench
+
+    records = [{"session_id": t.session_id,
+                "output": " ".join(t.references.get("gpt-4", "").split(" ")[:words])}
+               for t in load_wildbench(data)]
+    path.write_text(json.dumps(records, ensure_ascii=False))
+    return path
 
 
 def _share_generations(out: Path, run_out: Path) -> None:

@@ -274,3 +274,19 @@ def test_paper_checklist_incomplete_stops_or_is_reported(tmp_path, capsys):
     assert "INCOMPLETE" in (tmp_path / "rep" / "report.md").read_text()
     with pytest.raises(SystemExit):
         wildbench.parse_args([*argv[:-6], "--judge", srv.spec("j1")])   # 2-of-3 needs 3 judges
+
+
+def test_loopback_rule_judge_answers_both_prompt_families():
+    from eval.wb_loopback import coverage, judge_reply, pair_label
+    from eval.wb_prompts import pairwise_prompt, score_prompt
+
+    ctx = JudgeContext((), "sort a list", ("Does it sort the list?", "Is Python used?"))
+    # content words (4+ letters): does, sort, list, python, used; found: python, list
+    assert coverage("python sorts the list", ctx.checklist) == pytest.approx(2 / 5)
+    assert [pair_label(0.5, 0.0), pair_label(0.1, 0.0), pair_label(0.0, 0.01)] == ["A++", "A+", "A+"]
+    reply = json.loads(judge_reply(official_pairwise_prompt(ctx, "hello", "sort the list in python")))
+    assert reply["choice"] == "B++" and set(reply) == set(PAIR_KEYS)
+    assert parse_pair(judge_reply(pairwise_prompt(ctx, "sort the list in python", "hi"))).label == "A++"
+    # 3 of 5 words: round(1 + 9 · 0.6) = 6, sent as a string under the official keys
+    assert parse_score_strict(judge_reply(official_score_prompt(ctx, "sort list python"))).score == 6
+    assert json.loads(judge_reply(score_prompt(ctx, "nothing")))["score"] == 1
