@@ -198,11 +198,15 @@ def replay(simulator, points: Sequence[ReplayPoint], batch_size: int = 32) -> li
 
 
 # --- the command --------------------------------------------------------------------------------
+WILDBENCH_PREFIX = "wildbench:"
+
+
 @dataclass
 class TurnFidelityConfig:
     real: str = option("", help="JSONL of real conversations (records with conversation[*].role/"
                        "content), or wildbench:SOURCE (allenai/WildBench, a file in its schema, "
-                       "or sample) for WildBench conversations ending with a reference answer")
+                       "or sample) for WildBench conversations ending with a reference answer; "
+                       "under --protocol paper the default is wildbench:allenai/WildBench")
     protocol: str = option("wildsim", help="wildsim: pooled histograms over all turns with the "
                            "project's style features; paper: the 2605.09808 release's per-turn "
                            "metrics averaged per conversation (spaCy, pyspellchecker, VADER)")
@@ -222,8 +226,11 @@ class TurnFidelityConfig:
     out: str = option("runs/turn_fidelity", help="output folder")
 
     def __post_init__(self) -> None:
+        if not self.real and self.protocol == "paper":
+            self.real = WILDBENCH_PREFIX + "allenai/WildBench"  # the release's evaluation set
         if not self.real:
-            raise ValueError("--real PATH is required (JSONL of real conversations)")
+            raise ValueError("--real PATH is required (JSONL of real conversations, or "
+                             "wildbench:SOURCE)")
         if not self.simulator:
             raise ValueError("--simulator NAME is required (a name in the simulator zoo)")
         if self.max_points < 0 or self.batch_size < 1:
@@ -261,9 +268,6 @@ def evaluate(points: Sequence[ReplayPoint], turns: Sequence, embedder=None) -> t
                 "sim_ends": bool(t.ends), "embed_distance": pair_dist.get(i)}
                for i, (p, t) in enumerate(zip(points, turns))]
     return metrics, counts, records
-
-
-WILDBENCH_PREFIX = "wildbench:"
 
 
 def wildbench_conversations(source: str, reference: str

@@ -106,3 +106,12 @@ def test_paper_protocol_on_the_wildbench_sample(tmp_path):
     assert m["caps_js"] == pytest.approx(sum(means) / len(means))            # two-level mean
     assert summary["wb_gap_correlations"]["caps_js"]["n"] == len(means)
     assert (tmp_path / "out" / "turn_fidelity.png").stat().st_size > 0
+
+
+def test_paper_protocol_defaults_to_the_wildbench_conversations():
+    cfg = tf.TurnFidelityConfig(simulator="echo", protocol="paper")
+    assert cfg.real == "wildbench:allenai/WildBench"
+    with pytest.raises(ValueError, match="--real"):
+        tf.TurnFidelityConfig(simulator="echo")
+    with pytest.raises(ValueError, match="protocol"):
+        tf.TurnFidelityConfig(real="x.jsonl", simulator="echo", protocol="official")
