@@ -69,7 +69,9 @@ def _reward_section(result: dict[str, Any], out: Path) -> list[str]:
                            "tasks with no parsed verdict", "skipped", "dropped",
                            "length-penalised"], rows), ""]
     mix = result.get("mix", {})
-    lines += [f"WB-Reward (mix, mean task-macro over references): {rep.fmt(mix.get('task_macro'))}"]
+    how = ("sum of the official references' task-macros ÷ 3" if "official_references_found" in mix
+           else "mean task-macro over references")
+    lines += [f"WB-Reward (mix, {how}): {rep.fmt(mix.get('task_macro'))}"]
     if "official_references_found" in mix:
         lines += ["", "Official mix: the sum of the task-macros against gpt-4-turbo-2024-04-09, "
                   "claude-3-haiku-20240307 and Llama-2-70b-chat-hf ÷ 3 (a missing one counts 0); "
