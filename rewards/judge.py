@@ -25,7 +25,8 @@ Two protocols (`protocol=`), the same steps:
 
 details of each result: "judges" (per judge: name, score or None, rationale, method, error,
 tries, and the raw reply when it failed to parse), "valid_judges", "parse_failures",
-"mean_score" (0–10 or None), "fallback_used", "excluded", "failure_policy", "protocol".
+"mean_score" (0–10 or None), "fallback_used" (no judge parsed, under either policy),
+"excluded", "failure_policy", "protocol".
 """
 
 from __future__ import annotations
@@ -368,7 +369,7 @@ class JudgeReward:
         self.stats.all_failed += valid == 0
         self.stats.excluded += excluded
         details = {"judges": judges, "valid_judges": valid, "parse_failures": failures,
-                   "mean_score": mean, "fallback_used": excluded, "excluded": excluded,
+                   "mean_score": mean, "fallback_used": valid == 0, "excluded": excluded,
                    "failure_policy": self.failure_policy, "protocol": self.protocol}
         if excluded:
             details["note"] = (f"every judge failed after {self.tries} tries: the value "

@@ -127,6 +127,7 @@ def test_zero_policy_scores_a_failed_judge_zero_and_averages_it_in():
     reward = JudgeReward([ScriptedJudge(["nope"])], failure_policy="zero")
     result = reward.score_conversation(INTENT, MESSAGES)
     assert (result.value, result.excluded) == (0.0, False)
+    assert result.details["fallback_used"] is True and result.details["excluded"] is False
     assert reward.metrics()["judge/all_failed"] == 1.0 and reward.metrics()["judge/excluded"] == 0.0
     with pytest.raises(ValueError, match="failure_policy"):
         JudgeReward(judges, failure_policy="skip")
