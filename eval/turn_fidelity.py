@@ -19,7 +19,19 @@ of points; "pairs" are the points where the real user continued and the simulato
 - embed_distance: mean over pairs of 1 − cos(MiniLM(real), MiniLM(sim))
 - termination_f1: F1 of the simulator's terminate/continue decision against the real user's, with
   "terminate" as the positive class, over all points (null when neither side ever terminates)
-Writes OUT/turn_fidelity.json, OUT/replays.jsonl (one line per point) and OUT/config.yaml.
+
+`--protocol paper` computes the release's definitions instead (eval/turn_paper.py): every metric
+per replayed turn, averaged within a conversation, then over conversations; signed sim − real
+differences for length, word length and typo rate; spaCy universal POS, pyspellchecker typos,
+32-character punctuation, 2-bin capitalisation and VADER sentiment (a stand-in for the release's
+hub model, named sentiment_vader_js), squared JS in nats; termination F1 replaying each
+conversation until the first predicted end. `--real wildbench:SOURCE` (e.g. wildbench:sample)
+replays WildBench v2 conversations with the reference answer (`--reference`, default gpt-4) as the
+last assistant turn, so the points are positions 2…N+1 and the last one is a real end.
+`--wb_gaps FILE` (CSV or JSON of session_id → WB-Score/WB-Reward gap between two assistants) adds
+the Spearman and Pearson correlations of each per-conversation metric with those gaps.
+Writes OUT/turn_fidelity.json (with its protocol), OUT/replays.jsonl (one line per point),
+OUT/per_session.csv (per-conversation metrics), OUT/turn_fidelity.png and OUT/config.yaml.
 """
 
 from __future__ import annotations
@@ -186,26 +198,45 @@ def replay(simulator, points: Sequence[ReplayPoint], batch_size: int = 32) -> li
 
 
 # --- the command --------------------------------------------------------------------------------
+WILDBENCH_PREFIX = "wildbench:"
+
+
 @dataclass
 class TurnFidelityConfig:
-    real: str = option("", help="JSONL of real conversations (records with conversation[*].role/content)")
+    real: str = option("", help="JSONL of real conversations (records with conversation[*].role/"
+                       "content), or wildbench:SOURCE (allenai/WildBench, a file in its schema, "
+                       "or sample) for WildBench conversations ending with a reference answer; "
+                       "under --protocol paper the default is wildbench:allenai/WildBench")
+    protocol: str = option("wildsim", help="wildsim: pooled histograms over all turns with the "
+                           "project's style features; paper: the 2605.09808 release's per-turn "
+                           "metrics averaged per conversation (spaCy, pyspellchecker, VADER)")
+    reference: str = option("gpt-4", help="with --real wildbench:...: the reference model whose "
+                            "answer is the last assistant turn (tasks without one keep N-1 points)")
+    wb_gaps: str | None = option(None, help="CSV/JSON of session_id -> WildBench gap between two "
+                                 "assistants; adds Spearman/Pearson of per-conversation metrics")
     simulator: str = option("", help="zoo name of the simulator to replay (simulators.zoo)")
     zoo: str | None = option(None, help="simulator zoo YAML (default configs/simulators.yaml)")
     engine_override: str | None = option(None, help="engine spec replacing the zoo entry's own "
                                                     "(e.g. builtin:smollm2-135m-instruct on CPU)")
     max_points: int = option(500, help="replay at most this many points, sampled with the seed (0 = all)")
     batch_size: int = option(32, help="episodes per simulator.reply call")
-    embedder: str = option("all-MiniLM-L6-v2", help="sentence-transformers model for embed_distance")
+    embedder: str = option("all-MiniLM-L6-v2", help="sentence-transformers model for "
+                           "embed_distance ('none' leaves embed_distance out)")
     seed: int = option(42, help="seed of the simulator and of the point sample")
     out: str = option("runs/turn_fidelity", help="output folder")
 
     def __post_init__(self) -> None:
+        if not self.real and self.protocol == "paper":
+            self.real = WILDBENCH_PREFIX + "allenai/WildBench"  # the release's evaluation set
         if not self.real:
-            raise ValueError("--real PATH is required (JSONL of real conversations)")
+            raise ValueError("--real PATH is required (JSONL of real conversations, or "
+                             "wildbench:SOURCE)")
         if not self.simulator:
             raise ValueError("--simulator NAME is required (a name in the simulator zoo)")
         if self.max_points < 0 or self.batch_size < 1:
             raise ValueError("need --max_points >= 0 and --batch_size >= 1")
+        if self.protocol not in ("wildsim", "paper"):
+            raise ValueError(f"--protocol must be wildsim or paper, got {self.protocol!r}")
 
 
 def sample_points(points: list[ReplayPoint], max_points: int, seed: int) -> list[ReplayPoint]:
@@ -239,34 +270,167 @@ def evaluate(points: Sequence[ReplayPoint], turns: Sequence, embedder=None) -> t
     return metrics, counts, records
 
 
-def run(cfg: TurnFidelityConfig, command: str = "", simulator=None) -> dict:
-    """Replay, score and write OUT/turn_fidelity.json and OUT/replays.jsonl; returns the summary.
-    `simulator` replaces the zoo lookup (tests pass a scripted one)."""
-    from eval.embed import load_embedder
-    from eval.fidelity import read_user_conversations
+def wildbench_conversations(source: str, reference: str
+                            ) -> tuple[list[tuple[Message, ...]], list[str], list[str], int]:
+    """WildBench tasks as conversations: the conversation_input turns, then the `reference`
+    model's answer as the last assistant turn (the release's evaluation set). Returns the
+    conversations, session ids, intents and how many tasks lack that reference."""
+    from corpora.wildbench import load_wildbench
 
-    data = read_user_conversations(cfg.real, "real")
-    points, skipped = replay_points(data.conversations, data.ids, data.intents)
+    convs, ids, intents, missing = [], [], [], 0
+    for t in load_wildbench(source):
+        msgs = [*t.history, Message("user", t.query)]
+        answer = t.references.get(reference)
+        if answer:
+            msgs.append(Message("assistant", answer))
+        else:
+            missing += 1
+        convs.append(tuple(msgs))
+        ids.append(t.session_id)
+        intents.append(t.intent)
+    return convs, ids, intents, missing
+
+
+def sample_conversations(points: list[ReplayPoint], max_points: int, seed: int) -> list[ReplayPoint]:
+    """Whole conversations drawn with the seed until `max_points` points are reached (at least
+    one conversation), kept in their original order, so each is replayed from its first point."""
+    if not max_points or len(points) <= max_points:
+        return points
+    order = list(dict.fromkeys(p.conversation_id for p in points))
+    sizes = Counter(p.conversation_id for p in points)
+    chosen, total = set(), 0
+    for i in np.random.default_rng(seed).permutation(len(order)):
+        if chosen and total + sizes[order[i]] > max_points:
+            continue
+        chosen.add(order[i])
+        total += sizes[order[i]]
+    return [p for p in points if p.conversation_id in chosen]
+
+
+def evaluate_paper(points: Sequence[ReplayPoint], turns: Sequence, embedder=None
+                   ) -> tuple[dict, dict[str, dict], dict]:
+    """The paper protocol: (metrics, per-conversation means, counts); see eval/turn_paper.py."""
+    from eval import turn_paper
+
+    pairs = [i for i, (p, t) in enumerate(zip(points, turns))
+             if p.real_next is not None and t.text.strip()]
+    real = [points[i].real_next for i in pairs]
+    sim = [turns[i].text for i in pairs]
+    dist = None
+    if embedder is not None and pairs:
+        dist = cosine_distances(embedder.encode(real), embedder.encode(sim))
+    values = turn_paper.per_turn_values(real, sim, dist)
+    metrics, per_session = turn_paper.paper_summary(
+        [points[i].conversation_id for i in pairs], values,
+        [p.conversation_id for p in points], [p.real_next is None for p in points],
+        [bool(t.ends) for t in turns])
+    for p in points:
+        row = per_session.setdefault(p.conversation_id, {})
+        row["points"] = row.get("points", 0) + 1
+        row["pairs"] = row.get("pairs", 0)
+    for i in pairs:
+        per_session[points[i].conversation_id]["pairs"] += 1
+    counts = {"points": len(points), "pairs": len(pairs), "conversations": len(per_session),
+              "conversations_with_pairs": len({points[i].conversation_id for i in pairs})}
+    return metrics, per_session, counts
+
+
+def read_gaps(path: str) -> dict[str, float]:
+    """session_id → gap from a JSON object, or a CSV with columns session_id and gap."""
+    import csv
+
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        return {str(k): float(v) for k, v in json.loads(text).items()}
+    rows = list(csv.DictReader(text.splitlines()))
+    if rows and not {"session_id", "gap"} <= set(rows[0]):
+        raise ValueError(f"{path}: the CSV needs columns session_id and gap")
+    return {r["session_id"]: float(r["gap"]) for r in rows}
+
+
+def write_per_session(path: Path, per_session: dict[str, dict]) -> None:
+    """OUT/per_session.csv: one row per conversation with its points, pairs and metric means."""
+    import csv
+
+    columns = sorted({k for row in per_session.values() for k in row} - {"points", "pairs"})
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["session_id", "points", "pairs", *columns])
+        for sid, row in per_session.items():
+            writer.writerow([sid, row.get("points", 0), row.get("pairs", 0),
+                             *[row.get(c, "") for c in columns]])
+
+
+def _load_real(cfg: TurnFidelityConfig) -> tuple[list[ReplayPoint], int, dict]:
+    if cfg.real.startswith(WILDBENCH_PREFIX):
+        convs, ids, intents, missing = wildbench_conversations(cfg.real[len(WILDBENCH_PREFIX):],
+                                                               cfg.reference)
+        extra = {"tasks_without_reference": missing}
+    else:
+        from eval.fidelity import read_user_conversations
+
+        data = read_user_conversations(cfg.real, "real")
+        convs, ids, intents, extra = data.conversations, data.ids, data.intents, {}
+    points, skipped = replay_points(convs, ids, intents)
     if not points:
         raise ValueError(f"{cfg.real}: no replay points (no assistant turn after a user turn)")
-    points = sample_points(points, cfg.max_points, cfg.seed)
+    sample = sample_conversations if cfg.protocol == "paper" else sample_points
+    return sample(points, cfg.max_points, cfg.seed), skipped, extra
+
+
+def run(cfg: TurnFidelityConfig, command: str = "", simulator=None) -> dict:
+    """Replay, score and write the outputs (see the module docstring); returns the summary.
+    `simulator` replaces the zoo lookup (tests pass a scripted one)."""
+    from eval.embed import load_embedder
+
+    points, skipped, extra = _load_real(cfg)
     if simulator is None:
         from simulators.zoo import load_simulator
 
         simulator = load_simulator(cfg.simulator, cfg.zoo, engine_override=cfg.engine_override, seed=cfg.seed)
     turns = replay(simulator, points, cfg.batch_size)
-    metrics, counts, records = evaluate(points, turns, load_embedder(cfg.embedder))
+    embedder = None if cfg.embedder == "none" else load_embedder(cfg.embedder)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"command": command, "simulator": cfg.simulator, "real": cfg.real, "seed": cfg.seed,
-               "embedder": cfg.embedder, "metrics": asdict(metrics),
-               "counts": {**counts, "skipped_non_alternating": skipped}}
+    per_session: dict[str, dict] = {}
+    if cfg.protocol == "paper":
+        metrics, per_session, counts = evaluate_paper(points, turns, embedder)
+        _, _, records = evaluate(points, turns, None)
+    else:
+        turn_m, counts, records = evaluate(points, turns, embedder)
+        metrics = asdict(turn_m)
+    summary = {"command": command, "protocol": cfg.protocol, "simulator": cfg.simulator,
+               "real": cfg.real, "seed": cfg.seed, "embedder": cfg.embedder, "metrics": metrics,
+               "counts": {**counts, "skipped_non_alternating": skipped, **extra}}
+    if cfg.protocol == "paper":
+        summary["notes"] = {"sentiment_vader_js": "VADER [neg, neu, pos] stand-in: the release's "
+                            "lxyuan/distilbert-base-multilingual-cased-sentiments-student needs "
+                            "the model hub; not comparable with the paper's sentiment figures"}
+        write_per_session(out / "per_session.csv", per_session)
+        if cfg.wb_gaps:
+            from eval.turn_paper import gap_correlations
+
+            gaps = read_gaps(cfg.wb_gaps)
+            names = sorted({k for row in per_session.values() for k in row} - {"points", "pairs"})
+            summary["wb_gap_correlations"] = {
+                n: gap_correlations({s: r[n] for s, r in per_session.items() if n in r}, gaps)
+                for n in names}
+    _plot(out / "turn_fidelity.png", metrics, cfg.protocol)
     (out / "turn_fidelity.json").write_text(json.dumps(summary, indent=1))
     with (out / "replays.jsonl").open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     save_config(cfg, out / "config.yaml")
     return summary
+
+
+def _plot(path: Path, metrics: dict, protocol: str) -> None:
+    from eval.eval_report import bar_chart
+
+    names = list(metrics)
+    values = [metrics[n] for n in names]
+    bar_chart(path, names, values, [None] * len(names), [None] * len(names),
+              title=f"Turn-level fidelity ({protocol} protocol)", ylabel="value", reference=0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,13 +2,16 @@
 averaging, the empty-response rule, checklist majorities, WB-Score rescaling, and the task-macro
 average over the five tag groups (reference/formats.md).
 
-Tag groups. A task belongs to exactly one group, chosen by its `primary_tag` (secondary tags are
-not used): Creative Tasks ← Creative Writing, Editing, Brainstorming, Role playing, Others;
+Tag groups. Under the `wildsim` and `paper` protocols a task belongs to exactly one group, chosen
+by its `primary_tag`; under `official` it counts in the group of its primary tag and of every
+secondary tag, deduplicated per task (`task_groups`). Creative Tasks ← Creative Writing, Editing, Brainstorming, Role playing, Others;
 Planning & Reasoning ← Planning, Reasoning; Math & Data Analysis ← Math, Data Analysis;
 Information/Advice seeking ← Information seeking, Advice seeking; Coding & Debugging ← Coding &
 Debugging. Matching ignores case; an unknown tag goes to Creative Tasks (as "Others") and is
 counted by `tag_group_counts` so reports show it. The task-macro average is
-Σ_g w_g·mean_g / Σ_g w_g over the groups that have at least one scored task.
+Σ_g w_g·mean_g / Σ_g w_g over the groups that have at least one scored task, or, as the official
+tables compute it, Σ_g w_g·mean_g / 4.75 (the sum of all five weights) whether or not a group is
+present.
 """
 
 from __future__ import annotations
@@ -109,14 +112,32 @@ def item_majority(votes: Sequence[bool | None]) -> bool | None:
     return yes > no
 
 
-def satisfied_items(per_judge: Sequence[Sequence[bool | None]]) -> tuple[int, int]:
-    """(items satisfied by majority, items no judge answered) from per-judge item verdicts
-    (rows: judges, columns: items). Unanswered items count as not satisfied."""
-    if not per_judge:
-        return 0, 0
-    n_items = len(per_judge[0])
-    majorities = [item_majority([row[i] for row in per_judge]) for i in range(n_items)]
-    return sum(m is True for m in majorities), sum(m is None for m in majorities)
+def item_two_of_three(votes: Sequence[bool | None]) -> bool | None:
+    """The paper's majority for one item: satisfied when at least 2 of exactly 3 judges say so;
+    None (incomplete) when any of the three gave no verdict."""
+    if len(votes) != 3:
+        raise ValueError(f"the 2-of-3 majority needs exactly 3 judges, got {len(votes)}")
+    if any(v is None for v in votes):
+        return None
+    return sum(v is True for v in votes) >= 2
+
+
+def compare_items(test: Sequence[Sequence[bool | None]], ref: Sequence[Sequence[bool | None]],
+                  two_of_three: bool = False) -> tuple[int, int, int]:
+    """(items the test response satisfies, items the reference satisfies, items left out) from
+    per-judge item verdicts (rows: judges, columns: items) of both sides. An item whose majority
+    is undecided on either side (no verdict) is left out of BOTH counts, so a failed reply tilts
+    against neither side."""
+    majority = item_two_of_three if two_of_three else item_majority
+    n_items = len(test[0]) if test else 0
+    t_sat = r_sat = left_out = 0
+    for i in range(n_items):
+        t, r = majority([row[i] for row in test]), majority([row[i] for row in ref])
+        if t is None or r is None:
+            left_out += 1
+            continue
+        t_sat, r_sat = t_sat + t, r_sat + r
+    return t_sat, r_sat, left_out
 
 
 def rescale_score(score: float) -> float:
@@ -134,20 +155,33 @@ class GroupMean:
     mean: float
 
 
-def group_means(values: Sequence[tuple[str, float]]) -> list[GroupMean]:
-    """Per-group means from (group, value) pairs, in GROUP_WEIGHTS order; empty groups left out."""
+def task_groups(primary_tag: str | None, secondary_tags: Sequence[str] = (),
+                all_tags: bool = False) -> tuple[str, ...]:
+    """The groups a task counts in: its primary tag's group, plus (all_tags) the groups of its
+    secondary tags, each group once, in GROUP_WEIGHTS order."""
+    tags = [primary_tag, *secondary_tags] if all_tags else [primary_tag]
+    found = {tag_group(t) for t in tags}
+    return tuple(g for g in GROUP_WEIGHTS if g in found)
+
+
+def group_means(values: Sequence[tuple[str | Sequence[str], float]]) -> list[GroupMean]:
+    """Per-group means from (group or groups, value) pairs, in GROUP_WEIGHTS order; a value given
+    several groups counts once in each; empty groups left out."""
     out = []
     for group, weight in GROUP_WEIGHTS.items():
-        vals = [v for g, v in values if g == group]
+        vals = [v for g, v in values if (g == group if isinstance(g, str) else group in g)]
         if vals:
             out.append(GroupMean(group, weight, len(vals), sum(vals) / len(vals)))
     return out
 
 
-def task_macro(means: Sequence[GroupMean]) -> float | None:
-    """Σ w_g·mean_g / Σ w_g over the groups present; None when no group has a value."""
-    total = sum(m.weight for m in means)
-    return sum(m.weight * m.mean for m in means) / total if total else None
+def task_macro(means: Sequence[GroupMean], over_all_weights: bool = False) -> float | None:
+    """Σ w_g·mean_g / Σ w_g over the groups present, or / Σ of all five weights (4.75) when
+    `over_all_weights` (the official tables); None when no group has a value."""
+    if not means:
+        return None
+    total = sum(GROUP_WEIGHTS.values()) if over_all_weights else sum(m.weight for m in means)
+    return sum(m.weight * m.mean for m in means) / total
 
 
 def tag_group_counts(primary_tags: Iterable[str | None]) -> dict[str, int]:

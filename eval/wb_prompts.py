@@ -94,8 +94,13 @@ def pairwise_prompt(ctx: JudgeContext, response_a: str, response_b: str) -> str:
     )
 
 
-def checklist_prompt(ctx: JudgeContext, response: str) -> str:
-    """The checklist prompt: is each checklist item satisfied by this one response?"""
+CLEARLY_RULE = ("An item is satisfied only when the response meets it clearly and sufficiently; "
+                "an item met partly, vaguely or only implicitly is not satisfied. ")
+
+
+def checklist_prompt(ctx: JudgeContext, response: str, clearly: bool = False) -> str:
+    """The checklist prompt: is each checklist item satisfied by this one response? `clearly` adds
+    the paper's rule (satisfied only when clearly and sufficiently met; partial = no)."""
     n = len(ctx.checklist)
     return (
         "You are an impartial expert judging an AI assistant. Read a conversation, the user's "
@@ -105,8 +110,9 @@ def checklist_prompt(ctx: JudgeContext, response: str) -> str:
         "## Checklist\n" + _checklist_block(ctx.checklist) + "\n\n"
         "## How to judge\n"
         "For each item, first write a short analysis of whether the response does what the item "
-        "asks, then decide: satisfied (true) or not (false). Judge the response as it is; do not "
-        "give credit for what it promises but does not do.\n\n"
+        "asks, then decide: satisfied (true) or not (false). " + (CLEARLY_RULE if clearly else "") +
+        "Judge the response as it is; do not give credit for what it promises but does not "
+        "do.\n\n"
         "## Answer format\n"
         f"Reply with a single JSON object and nothing else, with exactly {n} entries in "
         '"items", in checklist order:\n'

@@ -49,15 +49,27 @@ class ScoreVerdict:
     how: str
 
 
+_NEGATION = re.compile(r"\b(NOT|NO|NEVER|NEITHER|NOR|ISN'T|ISNT)\b")
+
+
 def normalise_label(value: Any) -> str | None:
-    """A pairwise label from the judge's `choice` value ("A+", "a++", "A = B", "B+ (slightly)"),
-    or None if it names no label."""
+    """A pairwise label from the judge's `choice` value, or None.
+
+    Accepted: the whole value is a label once case, spaces, quotes and brackets are dropped
+    ("a++", "A = B", "[B+]"), or the value holds exactly one label and no negation
+    ("B+ (slightly better)"). Refused, so that a placeholder echoed from the prompt is not read as
+    a verdict: several labels ("A++ | A+ | A=B | B+ | B++", "[A++ or A+ or ...]", "A+ or B+") and
+    a negated one ("not A+")."""
     if not isinstance(value, str):
         return None
-    match = _LABEL_IN_TEXT.search(value.strip().upper())
-    if not match:
+    text = value.strip().upper()
+    whole = re.sub(r"[\s\"'`\[\](){}.]", "", text)
+    if whole in PAIR_LABELS:
+        return whole
+    found = {re.sub(r"\s+", "", m) for m in _LABEL_IN_TEXT.findall(text)}
+    if len(found) != 1 or _NEGATION.search(text):
         return None
-    label = re.sub(r"\s+", "", match.group(1))
+    label = found.pop()
     return label if label in PAIR_LABELS else None
 
 
@@ -141,3 +153,35 @@ def parse_score(text: str) -> ScoreVerdict:
             return ScoreVerdict(score, "json")
     score = _as_score(extract_field(text, "score"))
     return ScoreVerdict(score, "fallback") if score is not None else ScoreVerdict(None, "failed")
+
+
+def _strict_object(text: str) -> dict[str, Any] | None:
+    import json
+
+    try:
+        obj = json.loads((text or "").strip())
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_pair_strict(text: str) -> PairVerdict:
+    """The official reading: the whole reply must be one JSON object (json.loads, no repair) whose
+    `choice` is exactly one of the five labels; anything else is dropped ("failed")."""
+    obj = _strict_object(text)
+    choice = obj.get("choice") if obj is not None else None
+    if isinstance(choice, str) and choice.strip() in PAIR_LABELS:
+        return PairVerdict(choice.strip(), "json")
+    return PairVerdict(None, "failed")
+
+
+def parse_score_strict(text: str) -> ScoreVerdict:
+    """The official reading of a score reply: one JSON object whose `score` converts with float()
+    (no range check, as the official tables); anything else is dropped ("failed")."""
+    obj = _strict_object(text)
+    if obj is None or isinstance(obj.get("score"), bool):
+        return ScoreVerdict(None, "failed")
+    try:
+        return ScoreVerdict(float(obj.get("score")), "json")
+    except (TypeError, ValueError):
+        return ScoreVerdict(None, "failed")

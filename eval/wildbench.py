@@ -8,12 +8,17 @@ Steps: load WildBench v2 (hub name, a local file in its schema, or `sample`); ge
 model's response to each task's conversation (greedy, cached on disk); judge in the chosen mode
 (reward: WB-Reward pairwise, both orders, length penalty K; checklist: items satisfied by judge
 majority, more satisfied wins; score: WB-Score 1–10 → (S−5)×2); aggregate with task-macro weights
-and win-rate statistics. Every chat call goes through a CachedChatEngine under OUT/cache/, keyed
+and win-rate statistics. `--protocol` picks the rules and units: `wildsim` (the project's
+default), `official` (the allenai/WildBench leaderboard tables) or `paper` (the 2605.09808
+release); eval/wb_protocol.py and docs/evaluation.md list what each one fixes. Every chat call
+goes through a CachedChatEngine under OUT/cache/, keyed
 by (engine, prompt, sampling), so a killed run picks up where it stopped. Writes
 OUT/wildbench.json (per-task verdicts, aggregates, parse failures, the command line),
 OUT/report.md, OUT/wildbench.png and OUT/config.yaml. `--model-b` may be repeated: each reference
 is compared in turn and WB-Reward (mix) is the mean over references; `--model-b ref:gpt-4` takes
-the responses stored in the tasks' `references` field instead of generating them.
+the responses stored in the tasks' `references` field instead of generating them, and
+`--model-b file:PATH` reads stored responses (records with session_id and output), e.g. the
+official reference models' outputs for the official three-reference mix.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from wildsim.config import ConfigError, from_dict, option, save_config
 
 log = logging.getLogger(__name__)
 MODES = ("reward", "checklist", "score")
+PROTOCOLS = ("wildsim", "official", "paper")
 
 
 @dataclass
@@ -45,16 +51,34 @@ class WildBenchConfig:
     mode: Literal["reward", "checklist", "score"] = option(
         "reward", help="reward: WB-Reward pairwise; checklist: checklist-item win rate; "
         "score: WB-Score per response")
+    protocol: Literal["wildsim", "official", "paper"] = option(
+        "wildsim", help="wildsim: the project's rules (both orders, primary-tag groups, tolerant "
+        "parsing); official: the WildBench leaderboard's (one random order per task, all tag "
+        "groups, macro / 4.75, strict JSON, x100 / x10 units); paper: the 2605.09808 release's "
+        "(retries, 2-of-3 checklist majority, failed order drops the task, x100)")
     data: str = option("sample", help="allenai/WildBench (hub, config v2), a local JSON/JSONL/"
                        "Parquet file in the WildBench schema, or 'sample' (bundled)")
     limit: int | None = option(None, help="use only the first N tasks (None: all)")
     K: int = option(500, help="WB-Reward length penalty: a slight win becomes a tie when the "
-                    "winner is more than K characters longer; -1 turns it off")
+                    "winner is more than K characters longer; any negative K turns it off (K = 0 is "
+                    "active, as in the official tables, which test K >= 0)")
     both_orders: bool = option(True, help="judge each pair in both orders and average (removes "
                                "position bias; doubles reward-mode judge calls)")
+    order_seed: int = option(42, help="seed of the A/B side drawn per task when one order is "
+                             "judged (--one-order, and always under the official protocol)")
     out: str = option("runs/wildbench", help="output folder (reports, JSON, caches)")
-    gen_max_tokens: int = option(1024, help="maximum tokens per generated response")
-    judge_max_tokens: int = option(1024, help="maximum tokens per judge reply (analysis + JSON)")
+    gen_max_tokens: int | None = option(None, help="maximum tokens per generated response "
+                                        "(None: 2,048 under paper, else 1,024)")
+    judge_max_tokens: int | None = option(None, help="maximum tokens per judge reply (None: the "
+                                          "protocol's: wildsim 1,024, official 4,096, paper "
+                                          "16,384; a short budget cuts replies and they fail to "
+                                          "parse)")
+    judge_tries: int | None = option(None, help="tries per judge call before a verdict counts as "
+                                     "failed (None: the protocol's: 8 under paper, else 1); "
+                                     "retries run at temperature 0.3")
+    on_incomplete: Literal["stop", "report"] = option(
+        "stop", help="when checklist verdicts stay incomplete after every try (paper protocol): "
+        "stop (exit 3 after writing the JSON) or report the run as incomplete")
     json_schema: bool = option(True, help="ask judge servers for JSON-schema-constrained output "
                                "(servers without support ignore it)")
     level: float = option(0.95, help="confidence level of intervals")
@@ -72,6 +96,17 @@ class WildBenchConfig:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1 (or omitted for all tasks), got {self.limit}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.protocol == "paper" and self.mode == "checklist" and len(self.judges) != 3:
+            raise ConfigError("the paper's checklist majority is 2 of exactly 3 judges: pass "
+                              f"--judge three times (got {len(self.judges)}) or use --protocol "
+                              "wildsim")
+        for name in ("gen_max_tokens", "judge_max_tokens", "judge_tries"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1 (or omitted for the protocol's default)")
+        if self.on_incomplete not in ("stop", "report"):
+            raise ConfigError(f"on_incomplete must be stop or report, got {self.on_incomplete!r}")
         if self.K < -1:
             raise ConfigError(f"K must be >= 0, or -1 to disable the length penalty; got {self.K}")
         if not 0 < self.level < 1:
@@ -83,6 +118,10 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--model-b", "model_b", {"action": "append"}),
     ("--judge", "judges", {"action": "append"}),
     ("--mode", "mode", {"choices": MODES}),
+    ("--protocol", "protocol", {"choices": PROTOCOLS}),
+    ("--order-seed", "order_seed", {"type": int}),
+    ("--judge-tries", "judge_tries", {"type": int}),
+    ("--on-incomplete", "on_incomplete", {"choices": ("stop", "report")}),
     ("--data", "data", {}),
     ("--limit", "limit", {"type": int}),
     ("--K", "K", {"type": int}),
@@ -104,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, dest, extra in _FLAGS:
         parser.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=helps[dest], **extra)
     parser.add_argument("--one-order", dest="both_orders", action="store_false",
-                        default=argparse.SUPPRESS, help="judge only the order A=model_a (faster)")
+                        default=argparse.SUPPRESS, help="judge one order per task, the side of model_a drawn per task with "
+                        "--order-seed (halves reward-mode judge calls)")
     parser.add_argument("--no-json-schema", dest="json_schema", action="store_false",
                         default=argparse.SUPPRESS, help="do not ask servers for JSON-schema output")
     return parser
@@ -142,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse_args(argv)
     from corpora.records import DataError
+    from eval.wb_run import IncompleteVerdicts
 
     command = ["wildsim", "eval", "wildbench", *(argv if argv is not None else sys.argv[1:])]
     try:
@@ -149,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as err:
         print(f"wildsim eval wildbench: {err}", file=sys.stderr)
         return 2
+    except IncompleteVerdicts as err:
+        print(f"wildsim eval wildbench: {err}", file=sys.stderr)
+        return 3
     print(f"wrote {path} and {path.parent / 'report.md'}")
     return 0
 

@@ -2,20 +2,31 @@
 whole conversation. The same class scores training episodes and evaluation conversations, so
 the two cannot drift.
 
-Protocol (the published recipe: two judges, temperature 0, JSON-schema output):
-1. `judge_prompt(intent, messages)` builds the judge's conversation: a system prompt with the
-   rubric, and a user message with the user's hidden goal and the transcript.
-2. Each judge answers `{"rationale": ..., "score": n}`; `parse_verdict` reads it tolerantly
-   (code fences, trailing text, single quotes, "7/10", a "Score: 7" line). A verdict with no
-   score, or a score outside 0–10, is a parse failure — counted, never read as 0.
-3. `aggregate(verdicts, fallback)`: reward = mean score over the judges that parsed / 10.
-   When every judge failed, the reward is `fallback` (default 0.0) and the details say so:
-   details["valid_judges"] = 0, details["fallback_used"] = True, details["parse_failures"] = n.
-   Such episodes are also counted in `JudgeReward.stats` (the `judge/all_failed` metric).
+Two protocols (`protocol=`), the same steps:
+1. The prompt. `wildsim`: `judge_prompt(intent, messages)`, a system prompt with the rubric and
+   a user message with the user's hidden goal and the transcript as [USER]/[ASSISTANT] blocks.
+   `paper` (the 2605.09808 release): `paper_judge_prompt`, one user message holding the intent
+   and the whole history as "ROLE: text" lines, criteria alignment with the intent, usefulness
+   and clarity, an integer 0–10 answered as {"thought", "score"}; the user utterance that carries
+   the end signal (the last message of an episode the user ended) is dropped before judging.
+2. Each judge answers; `parse_verdict` reads it tolerantly (code fences, trailing text, single
+   quotes, "7/10", a "Score: 7" line). A verdict with no score, or a score outside 0–10, is a
+   parse failure — counted, never read as 0 unless the failure policy says so. With `tries` > 1
+   (paper: 8) the replies that failed are asked again: the first try asks for structured
+   (JSON-schema) output, later tries for free text read with the same parser.
+3. Aggregation and the failure policy. reward = mean score / 10 over the judges that parsed.
+   `failure_policy="exclude"` (the project's default): a failed judge is left out of the mean;
+   when every judge failed the result is `excluded=True` (to be left out of the loss), its value
+   is only the placeholder `fallback`, and details["excluded"] says so. `failure_policy="zero"`
+   (the paper's): a failed judge scores 0 and is still averaged in; nothing is excluded.
+   Conversations where every judge failed are counted in `JudgeReward.stats` (`judge/all_failed`)
+   under both policies; `judge/excluded` counts the excluded ones, `judge/retries` the retried
+   calls.
 
-details of each result: "judges" (per judge: name, score or None, rationale, method, error, and
-the raw reply when it failed to parse), "valid_judges", "parse_failures", "mean_score" (0–10 or
-None), "fallback_used".
+details of each result: "judges" (per judge: name, score or None, rationale, method, error,
+tries, and the raw reply when it failed to parse), "valid_judges", "parse_failures",
+"mean_score" (0–10 or None), "fallback_used" (no judge parsed, under either policy),
+"excluded", "failure_policy", "protocol".
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from corpora.types import Episode, Message
+from corpora.types import END_USER, Episode, Message
 from engines.base import ChatEngine, Sampling
 from engines.jsonparse import extract_field, extract_json_object
 from rewards.base import REWARD_KINDS, RewardResult
@@ -37,7 +48,15 @@ VERDICT_SCHEMA: dict[str, Any] = {
     "required": ["rationale", "score"],
 }
 JUDGE_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=512, seed=0, json_schema=VERDICT_SCHEMA)
-RATIONALE_KEYS = ("rationale", "reasoning", "reason", "explanation")
+PAPER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"thought": {"type": "string"},
+                   "score": {"type": "integer", "minimum": 0, "maximum": 10}},
+    "required": ["thought", "score"],
+}
+RATIONALE_KEYS = ("rationale", "thought", "reasoning", "reason", "explanation")
+PROTOCOLS = ("wildsim", "paper")
+FAILURE_POLICIES = ("exclude", "zero")
 RAW_KEPT_CHARS = 500
 
 JUDGE_SYSTEM = """\
@@ -84,6 +103,45 @@ def judge_prompt(intent: str, messages: Sequence[Message], max_words: int | None
     transcript = "\n\n".join(turns) if turns else "(no messages)"
     return [Message("system", JUDGE_SYSTEM),
             Message("user", JUDGE_USER.format(intent=intent.strip(), transcript=transcript))]
+
+
+PAPER_PROMPT = """\
+You are judging how well an AI assistant served a user in the conversation below. The user had \
+an intent that the assistant was never told; the assistant had to work it out from what the \
+user said.
+
+User intent:
+{intent}
+
+Conversation:
+{history}
+
+Judge the assistant on three criteria:
+1. Alignment with the intent: did its replies move the user towards what they wanted?
+2. Usefulness: were the replies correct, relevant and actionable?
+3. Clarity: were the replies clear and easy to follow?
+
+Give one integer score from 0 (useless) to 10 (excellent) for the assistant over the whole \
+conversation. Answer with a JSON object: {{"thought": "<your reasoning>", "score": <integer 0-10>}}"""
+
+
+def paper_judge_prompt(intent: str, messages: Sequence[Message], max_words: int | None = None
+                       ) -> list[Message]:
+    """The paper protocol's judge conversation: one user message with the intent and the whole
+    history as "ROLE: text" lines (turns cut to `max_words` words when given)."""
+    lines = [f"{m.role.upper()}: {_cut(m.content.strip(), max_words)}"
+             for m in messages if m.role in ("user", "assistant")]
+    return [Message("user", PAPER_PROMPT.format(intent=intent.strip(),
+                                                history="\n".join(lines) or "(no messages)"))]
+
+
+def judged_messages(episode: Episode, drop_end_utterance: bool) -> list[Message]:
+    """The messages the judge sees: all of them, or (drop_end_utterance) without the final user
+    utterance of an episode the user ended, since that utterance carries the end signal."""
+    msgs = list(episode.messages)
+    if drop_end_utterance and episode.end_reason == END_USER and msgs and msgs[-1].role == "user":
+        return msgs[:-1]
+    return msgs
 
 
 @dataclass(frozen=True)
@@ -138,14 +196,20 @@ def parse_verdict(text: str) -> Verdict:
     return Verdict(score, rationale, "field", error)
 
 
-def aggregate(verdicts: Sequence[Verdict], fallback: float = 0.0) -> tuple[float, float | None, int]:
-    """(reward, mean score or None, number of valid judges): reward = mean valid score / 10,
-    or `fallback` when no verdict has a score."""
-    scores = [v.score for v in verdicts if v.score is not None]
-    if not scores:
+def aggregate(verdicts: Sequence[Verdict], fallback: float = 0.0, failure_policy: str = "exclude"
+              ) -> tuple[float, float | None, int]:
+    """(reward, mean score or None, number of valid judges).
+
+    exclude: reward = mean valid score / 10, or `fallback` when no verdict has a score.
+    zero:    a failed verdict counts as score 0 and is averaged in; with none valid, reward 0.0.
+    """
+    valid = [v.score for v in verdicts if v.score is not None]
+    scores = [v.score if v.score is not None else 0.0 for v in verdicts] \
+        if failure_policy == "zero" else valid
+    if not valid and failure_policy != "zero":
         return fallback, None, 0
-    mean = sum(scores) / len(scores)
-    return mean / SCORE_MAX, mean, len(scores)
+    mean = sum(scores) / len(scores) if scores else 0.0
+    return mean / SCORE_MAX, (mean if valid else None), len(valid)
 
 
 @dataclass
@@ -157,6 +221,8 @@ class JudgeStats:
     parse_failures: int = 0
     field_fallbacks: int = 0
     all_failed: int = 0
+    excluded: int = 0
+    retries: int = 0
     per_judge_failures: dict[str, int] = field(default_factory=dict)
 
     def as_metrics(self, prefix: str = "judge") -> dict[str, float]:
@@ -165,7 +231,9 @@ class JudgeStats:
                 f"{prefix}/parse_failures": float(self.parse_failures),
                 f"{prefix}/parse_failure_rate": rate,
                 f"{prefix}/field_fallbacks": float(self.field_fallbacks),
-                f"{prefix}/all_failed": float(self.all_failed)}
+                f"{prefix}/all_failed": float(self.all_failed),
+                f"{prefix}/excluded": float(self.excluded),
+                f"{prefix}/retries": float(self.retries)}
 
 
 def _judge_name(engine: Any, index: int) -> str:
@@ -174,36 +242,57 @@ def _judge_name(engine: Any, index: int) -> str:
 
 @REWARD_KINDS.register("judge")
 class JudgeReward:
-    """Helpfulness 0–10 from LLM judges, mean over the judges that parsed / 10.
+    """Helpfulness 0–10 from LLM judges, mean over the judges / 10 (see the module docstring).
 
-    judges:    ChatEngines (one call each per batch), or engine spec strings
-    sampling:  judge sampling (default: temperature 0, 512 tokens, the verdict JSON schema)
-    fallback:  the reward when every judge's verdict fails to parse (counted, see module docstring)
-    max_words: each turn is cut to this many words in the judge prompt (None: no cut)
-    names:     names recorded in details (default: each engine's `name`, else judge0, judge1…)
+    judges:         ChatEngines (one call each per batch and try), or engine spec strings
+    protocol:       "wildsim" (rubric in a system prompt) or "paper" (the release's prompt; its
+                    defaults: 8 tries, failure_policy "zero", the end-signal utterance dropped)
+    sampling:       judge sampling (default: temperature 0, 512 tokens, the protocol's schema)
+    fallback:       the placeholder value of an excluded result (every judge failed)
+    failure_policy: "exclude" (failed judges left out; all failed → excluded) or "zero"
+    tries:          calls per judge before a verdict counts as failed (None: protocol default)
+    drop_end_utterance: drop the user utterance carrying the end signal (None: protocol default)
+    max_words:      each turn is cut to this many words in the judge prompt (None: no cut)
+    names:          names recorded in details (default: each engine's `name`, else judge0…)
     """
 
     def __init__(self, judges: Sequence[ChatEngine | str], *, name: str = "judge",
-                 sampling: Sampling | None = None, fallback: float = 0.0,
+                 protocol: str = "wildsim", sampling: Sampling | None = None,
+                 fallback: float = 0.0, failure_policy: str | None = None,
+                 tries: int | None = None, drop_end_utterance: bool | None = None,
                  max_words: int | None = 1000, names: Sequence[str] | None = None):
         if not judges:
             raise ValueError(f"reward {name!r}: give at least one judge engine")
         if names is not None and len(names) != len(judges):
             raise ValueError(f"reward {name!r}: {len(names)} names for {len(judges)} judges")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"reward {name!r}: protocol must be one of {PROTOCOLS}, got {protocol!r}")
+        paper = protocol == "paper"
+        self.failure_policy = failure_policy or ("zero" if paper else "exclude")
+        if self.failure_policy not in FAILURE_POLICIES:
+            raise ValueError(f"reward {name!r}: failure_policy must be one of {FAILURE_POLICIES}, "
+                             f"got {self.failure_policy!r}")
+        self.tries = tries if tries is not None else (8 if paper else 1)
+        if self.tries < 1:
+            raise ValueError(f"reward {name!r}: tries must be >= 1, got {self.tries}")
         loaded = [_load(j) if isinstance(j, str) else j for j in judges]
         self.judges = loaded
         self.judge_names = list(names) if names else [
             j if isinstance(j, str) else _judge_name(e, i) for i, (j, e) in enumerate(zip(judges, loaded))]
         self.name = name
-        self.sampling = sampling or JUDGE_SAMPLING
+        self.protocol = protocol
+        self.sampling = sampling or JUDGE_SAMPLING.with_(
+            json_schema=PAPER_SCHEMA if paper else VERDICT_SCHEMA)
         self.fallback = fallback
+        self.drop_end_utterance = paper if drop_end_utterance is None else drop_end_utterance
         self.max_words = max_words
         self.stats = JudgeStats()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], engine_loader: Callable[..., Any] | None = None
                     ) -> "JudgeReward":
-        """From {kind: judge, judges: [spec, ...], fallback, max_words, max_tokens, engine_options}."""
+        """From {kind: judge, judges: [spec, ...], protocol, failure_policy, tries,
+        drop_end_utterance, fallback, max_words, max_tokens, engine_options}."""
         cfg = dict(config)
         cfg.pop("kind", None)
         specs = cfg.pop("judges", None)
@@ -213,47 +302,79 @@ class JudgeReward:
         max_tokens = cfg.pop("max_tokens", None)
         loader = engine_loader or _load
         engines = [loader(spec, **engine_options) for spec in specs]
-        sampling = JUDGE_SAMPLING.with_(max_tokens=max_tokens) if max_tokens else None
+        paper = cfg.get("protocol") == "paper"
+        sampling = JUDGE_SAMPLING.with_(max_tokens=max_tokens, json_schema=PAPER_SCHEMA if paper
+                                        else VERDICT_SCHEMA) if max_tokens else None
         return cls(engines, names=[str(s) for s in specs], sampling=sampling, **cfg)
 
     def score(self, episodes: Sequence[Episode]) -> list[RewardResult]:
-        """One result per episode: the judges see the task's intent and all messages."""
-        return self.score_conversations([(ep.task.intent, ep.messages) for ep in episodes])
+        """One result per episode: the judges see the task's intent and the messages."""
+        return self.score_conversations(
+            [(ep.task.intent, judged_messages(ep, self.drop_end_utterance)) for ep in episodes])
 
     def score_conversation(self, intent: str, messages: Sequence[Message]) -> RewardResult:
         """Score one conversation (what evaluation calls for a single transcript)."""
         return self.score_conversations([(intent, messages)])[0]
 
+    def _prompt(self, intent: str, messages: Sequence[Message]) -> list[Message]:
+        if self.protocol == "paper":
+            return paper_judge_prompt(intent, messages, self.max_words)
+        return judge_prompt(intent, messages, self.max_words)
+
+    def _ask(self, judge: ChatEngine, prompts: list[list[Message]]) -> tuple[list[str], list[int]]:
+        """One judge's replies, retrying failed parses: structured output on the first try, free
+        text (no schema, the try number as seed) after. Returns the replies and tries used."""
+        replies, used = [""] * len(prompts), [0] * len(prompts)
+        pending = list(range(len(prompts)))
+        for attempt in range(self.tries):
+            if not pending:
+                break
+            sampling = self.sampling if attempt == 0 else self.sampling.with_(
+                json_schema=None, seed=attempt)
+            self.stats.retries += len(pending) if attempt else 0
+            for i, text in zip(pending, judge.chat([prompts[i] for i in pending], sampling)):
+                replies[i], used[i] = text, attempt + 1
+            pending = [i for i in pending if parse_verdict(replies[i]).score is None]
+        return replies, used
+
     def score_conversations(self, items: Sequence[tuple[str, Sequence[Message]]]) -> list[RewardResult]:
-        """Score (intent, messages) pairs: one chat call per judge for the whole batch."""
+        """Score (intent, messages) pairs: one chat call per judge (and retry) for the batch."""
         if not items:
             return []
-        prompts = [judge_prompt(intent, messages, self.max_words) for intent, messages in items]
-        replies = [judge.chat(prompts, self.sampling) for judge in self.judges]
+        prompts = [self._prompt(intent, messages) for intent, messages in items]
+        asked = [self._ask(judge, prompts) for judge in self.judges]
         results = []
         for i in range(len(items)):
-            per_judge = [(name, r[i], parse_verdict(r[i])) for name, r in zip(self.judge_names, replies)]
+            per_judge = [(name, r[i], parse_verdict(r[i]), used[i])
+                         for name, (r, used) in zip(self.judge_names, asked)]
             results.append(self._result(per_judge))
         return results
 
-    def _result(self, per_judge: list[tuple[str, str, Verdict]]) -> RewardResult:
-        verdicts = [v for _, _, v in per_judge]
-        value, mean, valid = aggregate(verdicts, self.fallback)
+    def _result(self, per_judge: list[tuple[str, str, Verdict, int]]) -> RewardResult:
+        verdicts = [v for _, _, v, _ in per_judge]
+        value, mean, valid = aggregate(verdicts, self.fallback, self.failure_policy)
         judges = []
-        for name, raw, v in per_judge:
+        for name, raw, v, used in per_judge:
             entry = {"judge": name, "score": v.score, "rationale": v.rationale, "method": v.method,
-                     "error": v.error}
+                     "error": v.error, "tries": used}
             if v.score is None:
                 entry["raw"] = (raw or "")[:RAW_KEPT_CHARS]
                 self.stats.per_judge_failures[name] = self.stats.per_judge_failures.get(name, 0) + 1
             judges.append(entry)
         failures = len(verdicts) - valid
+        excluded = valid == 0 and self.failure_policy == "exclude"
         self.stats.verdicts += len(verdicts)
         self.stats.parse_failures += failures
         self.stats.field_fallbacks += sum(v.method == "field" and v.score is not None for v in verdicts)
         self.stats.all_failed += valid == 0
-        return RewardResult(value, {"judges": judges, "valid_judges": valid, "parse_failures": failures,
-                                    "mean_score": mean, "fallback_used": valid == 0})
+        self.stats.excluded += excluded
+        details = {"judges": judges, "valid_judges": valid, "parse_failures": failures,
+                   "mean_score": mean, "fallback_used": valid == 0, "excluded": excluded,
+                   "failure_policy": self.failure_policy, "protocol": self.protocol}
+        if excluded:
+            details["note"] = (f"every judge failed after {self.tries} tries: the value "
+                               f"{value:g} is a placeholder; leave this result out of the loss")
+        return RewardResult(value, details, excluded=excluded)
 
     def metrics(self, prefix: str = "judge") -> dict[str, float]:
         """Verdict-parsing counters since construction, namespaced."""

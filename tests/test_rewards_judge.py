@@ -108,13 +108,61 @@ def test_two_judges_one_call_each_and_the_mean():
     assert reward.metrics()["judge/parse_failures"] == 1.0
 
 
-def test_all_judges_failing_uses_the_fallback_and_is_reported():
+def test_all_judges_failing_is_excluded_by_default_and_reported():
     reward = JudgeReward([ScriptedJudge(["nope"]), ScriptedJudge(['{"score": 12}'])], fallback=0.25)
     result = reward.score_conversation(INTENT, MESSAGES)
-    assert result.value == 0.25
+    assert result.excluded is True and result.value == 0.25          # a placeholder only
     assert result.details["valid_judges"] == 0 and result.details["parse_failures"] == 2
-    assert result.details["fallback_used"] is True and result.details["mean_score"] is None
+    assert result.details["excluded"] is True and result.details["mean_score"] is None
+    assert "placeholder" in result.details["note"]
     assert reward.stats.all_failed == 1 and reward.metrics()["judge/parse_failure_rate"] == 1.0
+    assert reward.metrics()["judge/excluded"] == 1.0
+
+
+def test_zero_policy_scores_a_failed_judge_zero_and_averages_it_in():
+    judges = [ScriptedJudge(['{"score": 8}']), ScriptedJudge(["nope"])]
+    result = JudgeReward(judges, failure_policy="zero").score_conversation(INTENT, MESSAGES)
+    assert result.excluded is False and math.isclose(result.value, 0.4)   # (8 + 0) / 2 / 10
+    assert aggregate([Verdict(8.0), Verdict(None)], failure_policy="zero") == (0.4, 4.0, 1)
+    reward = JudgeReward([ScriptedJudge(["nope"])], failure_policy="zero")
+    result = reward.score_conversation(INTENT, MESSAGES)
+    assert (result.value, result.excluded) == (0.0, False)
+    assert result.details["fallback_used"] is True and result.details["excluded"] is False
+    assert reward.metrics()["judge/all_failed"] == 1.0 and reward.metrics()["judge/excluded"] == 0.0
+    with pytest.raises(ValueError, match="failure_policy"):
+        JudgeReward(judges, failure_policy="skip")
+
+
+class FlakyJudge(ScriptedJudge):
+    """Fails with structured output; answers in free text when no schema is asked."""
+
+    def chat(self, conversations, sampling):
+        self.calls.append((list(conversations), sampling))
+        reply = "Thought: fine.\nScore: 7" if sampling.json_schema is None else "..."
+        return [reply] * len(conversations)
+
+
+def test_paper_protocol_prompt_retries_and_end_utterance():
+    from corpora.types import END_USER
+
+    judge = FlakyJudge([])
+    reward = JudgeReward([judge], protocol="paper")
+    ended = Episode(task=Task("t", INTENT), simulator="s", end_reason=END_USER,
+                    messages=[*MESSAGES, Message("user", "thanks, bye <|endconversation|>")])
+    [result] = reward.score([ended])
+    [prompt] = judge.calls[0][0][0]                      # one user message, no system prompt
+    assert prompt.role == "user" and INTENT in prompt.content
+    assert "USER: help me plan lisbon" in prompt.content and "ASSISTANT: Sintra." in prompt.content
+    assert "endconversation" not in prompt.content       # the end-signal utterance is dropped
+    for word in ("Alignment", "Usefulness", "Clarity", '"thought"'):
+        assert word in prompt.content
+    assert judge.calls[0][1].json_schema["required"] == ["thought", "score"]
+    assert len(judge.calls) == 2 and judge.calls[1][1].json_schema is None   # then free text
+    assert math.isclose(result.value, 0.7) and result.details["judges"][0]["tries"] == 2
+    assert reward.metrics()["judge/retries"] == 1.0
+    dead = JudgeReward([ScriptedJudge(["no"])], protocol="paper")
+    assert dead.score_conversation(INTENT, MESSAGES).value == 0.0     # zero policy, 8 tries
+    assert dead.stats.retries == 7 and dead.tries == 8
 
 
 def test_registered_and_built_from_config():

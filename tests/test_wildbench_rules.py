@@ -70,8 +70,11 @@ def test_checklist_majority_and_ties():
     assert agg.item_majority([True, False]) is False        # even split: not satisfied
     assert agg.item_majority([True, None]) is True          # only the judges that answered vote
     assert agg.item_majority([None, None]) is None
-    per_judge = [[True, True, False, None], [True, False, False, None], [False, True, True, None]]
-    assert agg.satisfied_items(per_judge) == (2, 1)
+    test = [[True, True, False, None], [True, False, False, None], [False, True, True, None]]
+    ref = [[False, None, False, True], [False, None, False, True], [False, None, True, True]]
+    # item 2 has no verdict for the reference and item 4 none for the test response: both are
+    # left out of BOTH counts (before, they counted as "not satisfied" for the side that failed)
+    assert agg.compare_items(test, ref) == (1, 0, 2)
 
 
 def test_rescale_score():

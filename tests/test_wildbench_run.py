@@ -44,6 +44,8 @@ def _pair_label(query: str, a_is_test: bool) -> str:
         return "A+" if a_is_test else "B+"
     if query == "q5":
         return "garbage" if a_is_test else "A++"
+    if query.startswith("p"):  # pure position bias, whatever the order
+        return "A+"
     raise AssertionError(f"the judge was called for {query}")
 
 
@@ -128,9 +130,23 @@ def test_length_penalty_off_and_one_order(server, tmp_path):
     result = _run(server, _data(tmp_path, ["q3"]), tmp_path / "out", "--K", "-1")
     [task] = result["references"][server.spec("ref-model")]["tasks"]
     assert task["reward"] == 0.5
-    result = _run(server, _data(tmp_path, ["q2"]), tmp_path / "out2", "--one-order")
-    [task] = result["references"][server.spec("ref-model")]["tasks"]
-    assert task["reward"] == 0.5 and len(task["calls"]) == 1
+
+
+def test_one_order_draws_the_side_per_task_from_the_seed(server, tmp_path):
+    from eval.wb_protocol import draw_test_first
+
+    queries = [f"p{i}" for i in range(8)]
+    result = _run(server, _data(tmp_path, queries), tmp_path / "out", "--one-order")
+    tasks = result["references"][server.spec("ref-model")]["tasks"]
+    sides = [t["calls"][0]["test_shown_as_a"] for t in tasks]
+    # the model under test is not always shown as A: its side is drawn per task (seed 42) ...
+    assert sides == draw_test_first(8, 42) and 0 < sum(sides) < 8
+    # ... so a judge that always answers "A+" gives +0.5 where the test was A, else -0.5
+    assert [t["reward"] for t in tasks] == [0.5 if s else -0.5 for s in sides]
+    assert all(len(t["calls"]) == 1 for t in tasks)
+    again = _run(server, _data(tmp_path, queries), tmp_path / "out2", "--one-order")
+    assert [t["calls"][0]["test_shown_as_a"]
+            for t in again["references"][server.spec("ref-model")]["tasks"]] == sides
 
 
 def test_judge_cache_resumes_without_repeating_calls(server, tmp_path):
@@ -185,7 +201,8 @@ def test_bad_data_file_is_a_one_line_error(tmp_path, capsys):
     assert "s1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["wildbench_demo.yaml", "wildbench_gpu.yaml"])
+@pytest.mark.parametrize("name", ["wildbench_demo.yaml", "wildbench_gpu.yaml",
+                                  "wildbench_official.yaml", "wildbench_paper.yaml"])
 def test_shipped_configs_parse(name, tmp_path):
     from pathlib import Path
 
