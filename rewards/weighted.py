@@ -11,7 +11,8 @@ Config form (YAML or a dict):
 
 Each component is itself a reward config plus a `weight` (and an optional `name`, which must be
 unique; default: the reward's name). A result's details keep every component:
-details["components"][name] = {"value", "weight", "details"}.
+details["components"][name] = {"value", "weight", "details", "excluded"}. A result is excluded (left
+out of the loss) when any component's is.
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ class WeightedReward:
         scored = [(name, weight, reward.score(episodes)) for name, reward, weight in self.components]
         results = []
         for i in range(len(episodes)):
-            parts = {name: {"value": res[i].value, "weight": weight, "details": res[i].details}
+            parts = {name: {"value": res[i].value, "weight": weight, "details": res[i].details,
+                            "excluded": res[i].excluded}
                      for name, weight, res in scored}
+            # a sum with an unmeasured term is unmeasured too: the episode stays out of the loss
+            excluded = any(p["excluded"] for p in parts.values())
             results.append(RewardResult(weighted_sum([(p["weight"], p["value"]) for p in parts.values()]),
-                                        {"components": parts}))
+                                        {"components": parts}, excluded=excluded))
         return results
 
 

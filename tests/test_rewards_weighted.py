@@ -40,7 +40,26 @@ def test_weighted_reward_keeps_every_component():
     results = reward.score([episode("x"), episode("y")])
     assert [r.value for r in results] == pytest.approx([0.6, 0.6])
     assert a.calls == 1 and b.calls == 1  # each component scores the batch once
-    assert results[0].details["components"]["a"] == {"value": 0.5, "weight": 0.8, "details": {"why": "a"}}
+    assert results[0].details["components"]["a"] == {"value": 0.5, "weight": 0.8, "details": {"why": "a"},
+                                                     "excluded": False}
+    assert not any(r.excluded for r in results)
+
+
+class SometimesUnmeasured:
+    """Scores 0.4, except the episodes whose first user turn is "fail", which it cannot measure."""
+
+    name = "judge"
+
+    def score(self, episodes):
+        return [RewardResult(0.0, {"fallback_used": True}, excluded=True) if e.messages[0].content == "fail"
+                else RewardResult(0.4) for e in episodes]
+
+
+def test_an_unmeasured_component_excludes_the_episode():
+    reward = WeightedReward([("judge", SometimesUnmeasured(), 0.5), ("c", Constant("c", 1.0), 0.5)])
+    ok, failed = reward.score([episode("fine"), episode("fail")])
+    assert not ok.excluded and ok.value == pytest.approx(0.7)
+    assert failed.excluded and failed.details["components"]["judge"]["excluded"] is True
 
 
 def test_duplicate_component_names_are_refused():
