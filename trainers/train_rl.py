@@ -347,19 +347,7 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
         torch.set_num_threads(choose_threads(cfg.threads))
     tasks = list(tasks) if tasks is not None else load_tasks(cfg.data, cfg.data.split, cfg.data.limit)
     _check_tasks(cfg, tasks)
-    if simulator is None:
-        from simulators.zoo import load_simulator
-
-        simulator = load_simulator(cfg.simulator.name, cfg.simulator.zoo,
-                                   engine_override=cfg.simulator.engine, seed=cfg.seed,
-                                   engine_loader=_engine_loader(cfg.simulator.dtype))
-        _cap_simulator_tokens(simulator, cfg.simulator.max_tokens)
-    if reward is None:
-        from rewards import build_reward, describe_reward
-
-        reward, reward_label = build_reward(cfg.reward), describe_reward(cfg.reward)
-    else:
-        reward_label = type(reward).__name__
+    simulator, reward, reward_label = _simulator_and_reward(cfg, simulator, reward)
     model_dir = policy_model_dir(cfg.policy.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     from accelerate import PartialState
@@ -397,6 +385,23 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
     return RunResult(out_dir=out, final_dir=final, steps=cfg.grpo.steps - (resumed_at or 0),
                      rewards=steplog.rewards, wall_s=time.perf_counter() - start, peak_rss_mb=peak,
                      resumed_at=resumed_at)
+
+
+def _simulator_and_reward(cfg: TrainRLConfig, simulator: Any, reward: Any) -> tuple[Any, Any, str]:
+    """The simulator and reward the config names (unless given), and the reward's label. Loaded
+    before the trainer's DeepSpeed config exists, so a local simulator is never ZeRO-3 sharded."""
+    if simulator is None:
+        from simulators.zoo import load_simulator
+
+        simulator = load_simulator(cfg.simulator.name, cfg.simulator.zoo,
+                                   engine_override=cfg.simulator.engine, seed=cfg.seed,
+                                   engine_loader=_engine_loader(cfg.simulator.dtype))
+        _cap_simulator_tokens(simulator, cfg.simulator.max_tokens)
+    if reward is None:
+        from rewards import build_reward, describe_reward
+
+        return simulator, build_reward(cfg.reward), describe_reward(cfg.reward)
+    return simulator, reward, type(reward).__name__
 
 
 def _finished_run(cfg: TrainRLConfig, out: Path) -> RunResult | None:
