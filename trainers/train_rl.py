@@ -12,6 +12,7 @@ saved model folder (the builtin model is materialised to one), then runs TRL's G
 the lockstep multi-turn rollout (trainers/grpo.py). The output directory receives config.yaml,
 metrics.jsonl, transcripts.jsonl, transcripts.html, reward_curve.png, checkpoints/ and final/
 (the trained LoRA adapter or full model, with its tokenizer). See docs/training.md.
+`--resume auto` continues the run in `out` from its latest checkpoint (trainers/checkpoint.py).
 
 `run_training(config) -> RunResult` is the same thing as a function (the demo calls it).
 """
@@ -265,8 +266,9 @@ def grpo_args(cfg: TrainRLConfig, layout, out: Path, use_cpu: bool):
         vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
         model_init_kwargs={"dtype": cfg.policy.dtype}, logging_steps=1,
         save_strategy="steps" if cfg.save_every else "no", save_steps=max(1, cfg.save_every * ups),
-        save_only_model=False, save_total_limit=cfg.save_total_limit or None, report_to=cfg.report_to, log_completions=False,
-        remove_unused_columns=False, dataloader_num_workers=0)
+        save_only_model=False, save_total_limit=cfg.save_total_limit or None,
+        report_to=cfg.report_to, log_completions=False, remove_unused_columns=False,
+        dataloader_num_workers=0)
 
 
 def _peft_config(lora: LoraSection):
