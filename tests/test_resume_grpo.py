@@ -61,6 +61,7 @@ def _weights(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_kill_after_second_checkpoint_then_resume_matches_an_uninterrupted_run(
         tiny_model_dir, tmp_path, capsys):
     from corpora.tasks import write_tasks
