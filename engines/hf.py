@@ -16,10 +16,12 @@ What `generate` returns (one TokenOutput per prompt):
 
 Decoding is a plain loop over the model's forward pass with its KV cache: one pass over the
 left-padded prompts (position ids from the attention mask, logits of the last position only), then
-one single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. Under DeepSpeed
-ZeRO-3 or FSDP with several processes every rank keeps stepping until all ranks are done, as
-`model.generate` does. Sampling is reproducible for the same inputs, batch and seed: the seed is
-applied inside `torch.random.fork_rng`, so the caller's random state is left untouched.
+one single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. When the model's own
+weights are sharded (DeepSpeed ZeRO-3 partitioned parameters, FSDP) across several processes every
+rank keeps stepping until all ranks are done, as `model.generate` does; an unsharded model (a
+local simulator or judge in a ZeRO-3 run) decodes on its own. Sampling is reproducible for the
+same inputs, batch and seed: the seed is applied inside `torch.random.fork_rng`, so the caller's
+random state is left untouched.
 """
 
 from __future__ import annotations
@@ -254,16 +256,22 @@ def sample_categorical(probs: torch.Tensor) -> torch.Tensor:
 
 
 def _synced_decoding(model: Any) -> bool:
-    """Whether every rank must make the same number of forward passes (DeepSpeed ZeRO-3 or FSDP with
-    more than one process: a forward pass is a collective that gathers the sharded weights)."""
+    """Whether every rank must make the same number of forward passes: the model's OWN weights are
+    sharded across more than one process right now (DeepSpeed ZeRO-3 parameters that are not
+    gathered, or an FSDP module), so a forward pass is a collective that gathers them.
+
+    Decided per model, not from the run's settings: a simulator or judge loaded as a plain model in
+    a ZeRO-3 run is not sharded, runs only on the ranks that have work for it, and must take no
+    part in collectives (syncing it would pair its all-reduces with another rank's unrelated
+    collectives: a crash or a hang). Nor does a ZeRO-3 policy whose weights were gathered for
+    generation (TRL's `ds3_gather_for_generation`, the default): its forward passes are local."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return False
-    from transformers.integrations import is_deepspeed_zero3_enabled
-
-    if is_deepspeed_zero3_enabled():
-        return True
+    statuses = [getattr(p, "ds_status", None) for p in model.parameters()]
+    if any(s is not None and getattr(s, "name", "") != "AVAILABLE" for s in statuses):
+        return True  # ZeRO-3 partitioned parameters, not gathered
     try:
         from transformers.integrations.fsdp import is_fsdp_managed_module
     except ImportError:  # pragma: no cover - older transformers

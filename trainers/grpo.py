@@ -12,7 +12,11 @@ One GRPO step, in order (DESIGN.md, "the data flow of one training step"):
    an extra field TRL forwards to reward functions.
 4. `episode_reward_func(reward)` scores the episodes with the project's Reward (the same objects
    evaluation uses), stores value and details on each episode, and hands them to the run log.
+   An episode whose reward could not be measured (`reward_excluded`: every judge failed) gets
+   reward None and the function returns None for it.
 5. TRL computes group-normalised advantages and the clipped policy loss (+ k3 KL when beta > 0).
+   A None reward is NaN in TRL 1.16 (`_calculate_rewards`): it is left out of its group's mean and
+   std (nanmean/nanstd) and its advantage is set to 0, so the episode is not trained on.
 
 Batch layout (`batch_layout`): a step rolls out prompts_per_step × num_generations episodes and
 makes num_iterations × prompts_per_step / minibatch_prompts optimizer updates, each over
@@ -154,6 +158,44 @@ class TRLVLLMEngine:
         return outs
 
 
+def epoch_seeded(sampler: Any, epoch_of: Callable[[], int]) -> Any:
+    """Wrap TRL's RepeatSampler so each epoch's order depends only on (seed, epoch).
+
+    TRL's sampler draws every epoch's permutation from one generator seeded once, so the order of
+    epoch e depends on the e earlier draws; a resumed run starts with a fresh sampler and would
+    replay epoch 0's order. Here the generator is re-seeded with (seed, epoch_of()) at the start of
+    each epoch: an uninterrupted run and a resumed one see the same order."""
+    from torch.utils.data import Sampler
+
+    class EpochSeededSampler(Sampler):
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        def __iter__(self):
+            if getattr(self.inner, "shuffle", False):
+                self.inner.generator.manual_seed(int(self.inner.seed or 0) * 1_000_003 + epoch_of())
+            return iter(self.inner)
+
+        def __len__(self) -> int:
+            return len(self.inner)
+
+    return EpochSeededSampler(sampler)
+
+
+def resumable_trainer_class(updates_per_epoch: int) -> type:
+    """TRL's GRPOTrainer with an epoch-seeded data order (`epoch_seeded`), so that resuming from a
+    checkpoint continues the uninterrupted run's data order. `updates_per_epoch`: optimizer
+    updates per pass over the tasks, (tasks // prompts_per_step) × updates_per_step."""
+    from trl import GRPOTrainer
+
+    class ResumableGRPOTrainer(GRPOTrainer):
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
+            return epoch_seeded(super()._get_train_sampler(dataset),
+                                lambda: self.state.global_step // max(1, updates_per_epoch))
+
+    return ResumableGRPOTrainer
+
+
 @dataclass
 class RolloutRecord:
     """What the last rollout did, for the run log."""
@@ -240,15 +282,61 @@ def _any_live(accelerator: Any) -> Callable[[bool], bool] | None:
     return any_live
 
 
+def reward_excluded(result: Any) -> bool:
+    """Whether a RewardResult could not be measured and must stay out of the loss: its `excluded`
+    flag, or (rewards written before that flag) details saying every judge failed
+    (`fallback_used`), for the reward itself or any component of a weighted reward (whose value
+    then holds a placeholder)."""
+    return bool(getattr(result, "excluded", False)) or _details_excluded(result.details)
+
+
+def _details_excluded(details: Any) -> bool:
+    if not isinstance(details, dict):
+        return False
+    if details.get("excluded") or details.get("fallback_used"):
+        return True
+    parts = details.get("components")
+    return isinstance(parts, dict) and any(
+        isinstance(p, dict) and (p.get("excluded") or _details_excluded(p.get("details")))
+        for p in parts.values())
+
+
+def judge_failures(details: Any) -> tuple[int, int, bool]:
+    """(judge verdicts that failed to parse, 1 if every judge failed else 0, whether any judge
+    took part) in one reward result's details, components of a weighted reward included."""
+    if not isinstance(details, dict):
+        return 0, 0, False
+    parse, failed, judged = 0, 0, False
+    if "valid_judges" in details:
+        judged = True
+        parse += int(details.get("parse_failures", 0))
+        failed += int(details.get("valid_judges") == 0)
+    parts = details.get("components")
+    for part in (parts.values() if isinstance(parts, dict) else ()):
+        p, f, j = judge_failures(part.get("details") if isinstance(part, dict) else None)
+        parse, failed, judged = parse + p, failed + f, judged or j
+    return parse, min(failed, 1), judged
+
+
+def store_result(episode: Episode, result: Any) -> float | None:
+    """Put a RewardResult on its episode; the reward is None when it is excluded (the details then
+    say `excluded: true`). Returns the reward."""
+    excluded = reward_excluded(result)
+    episode.reward = None if excluded else float(result.value)
+    episode.reward_details = {**dict(result.details), **({"excluded": True} if excluded else {})}
+    return episode.reward
+
+
 def episode_reward_func(reward: Any, on_scored: Callable[[list[Episode], float], None] | None = None):
     """A TRL reward function scoring the `episodes` extra field with `reward.score`.
 
-    It stores each RewardResult on its episode (reward, reward_details) and then calls
-    `on_scored(episodes, seconds spent scoring)`. Its name (TRL logs `rewards/<name>/mean`) is
-    the reward's name."""
+    It stores each RewardResult on its episode (`store_result`) and then calls
+    `on_scored(episodes, seconds spent scoring)`. It returns None for an excluded episode (TRL
+    gives it zero advantage and leaves it out of its group's statistics). Its name (TRL logs
+    `rewards/<name>/mean`) is the reward's name."""
 
     def score(prompts: list, completions: list, episodes: list[Episode] | None = None,
-              **_: Any) -> list[float]:
+              **_: Any) -> list[float | None]:
         if episodes is None:
             raise RuntimeError("the reward function got no episodes: the trainer must be built "
                                "with EpisodeRollout as rollout_func")
@@ -257,11 +345,10 @@ def episode_reward_func(reward: Any, on_scored: Callable[[list[Episode], float],
         if len(results) != len(episodes):
             raise RuntimeError(f"reward {reward.name!r} returned {len(results)} results for "
                                f"{len(episodes)} episodes")
-        for ep, res in zip(episodes, results):
-            ep.reward, ep.reward_details = float(res.value), dict(res.details)
+        values = [store_result(ep, res) for ep, res in zip(episodes, results)]
         if on_scored is not None:
             on_scored(list(episodes), time.perf_counter() - start)
-        return [ep.reward for ep in episodes]
+        return values
 
     score.__name__ = str(getattr(reward, "name", "reward")).replace("/", "_")
     return score
@@ -270,7 +357,9 @@ def episode_reward_func(reward: Any, on_scored: Callable[[list[Episode], float],
 def episode_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Namespaced metrics over transcript records of one step (see docs/metrics.md).
 
-    reward/mean, reward/std (population), reward/min, reward/max; sim/turns (mean assistant
+    reward/mean, reward/std (population), reward/min, reward/max over the episodes with a
+    reward; reward/excluded (episodes left out of the loss), and with a judge reward
+    reward/judge_parse_failures and reward/all_judges_failed (counts); sim/turns (mean assistant
     turns); sim/json_fallbacks, sim/empty_defaults, sim/guardrail_retries (per episode, from
     sim_details); episode/end_<reason> (fraction of episodes); tokens/* from the token views."""
     if not records:
@@ -282,6 +371,7 @@ def episode_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
         mean = sum(rewards) / len(rewards)
         out.update({"reward/mean": mean, "reward/min": min(rewards), "reward/max": max(rewards),
                     "reward/std": math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards))})
+    out.update(reward_failure_metrics([r.get("reward_details") for r in records]))
     out["sim/turns"] = sum(sum(m["role"] == "assistant" for m in r["messages"]) for r in records) / n
     for key in ("json_fallbacks", "empty_defaults", "guardrail_retries"):
         out[f"sim/{key}"] = sum(float(r.get("sim_details", {}).get(key, 0)) for r in records) / n
@@ -291,6 +381,18 @@ def episode_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     if toks:
         out["tokens/policy_mean"] = sum(t["policy"] for t in toks) / len(toks)
         out["tokens/episode_mean"] = sum(t["prompt"] + t["completion"] for t in toks) / len(toks)
+    return out
+
+
+def reward_failure_metrics(details: Sequence[Any]) -> dict[str, float]:
+    """Counts over one step's reward details: reward/excluded (episodes left out of the loss) and,
+    when a judge took part, reward/judge_parse_failures (verdicts that did not parse) and
+    reward/all_judges_failed (episodes on which every judge failed)."""
+    out = {"reward/excluded": float(sum(_details_excluded(d) for d in details))}
+    counts = [judge_failures(d) for d in details]
+    if any(judged for _, _, judged in counts):
+        out["reward/judge_parse_failures"] = float(sum(p for p, _, _ in counts))
+        out["reward/all_judges_failed"] = float(sum(f for _, f, _ in counts))
     return out
 
 
@@ -308,7 +410,7 @@ def validate(trainer: Any, step: int, *, tasks: Sequence[Task], simulator: Any, 
         result = run_rollout(episodes, make_policy(engine, rollout.system_prompt), simulator,
                              rollout, seed=seed * 7919 + step, any_live=_any_live(trainer.accelerator))
     for ep, res in zip(result.episodes, reward.score(result.episodes)):
-        ep.reward, ep.reward_details = float(res.value), dict(res.details)
+        store_result(ep, res)
     records = [{**episode_record(ep, step), "phase": "val"} for ep in result.episodes]
     metrics = {f"val/{k}": v for k, v in episode_metrics(records).items()}
     metrics["timing/val_rollout_s"] = result.stats.total_s

@@ -12,6 +12,7 @@ saved model folder (the builtin model is materialised to one), then runs TRL's G
 the lockstep multi-turn rollout (trainers/grpo.py). The output directory receives config.yaml,
 metrics.jsonl, transcripts.jsonl, transcripts.html, reward_curve.png, checkpoints/ and final/
 (the trained LoRA adapter or full model, with its tokenizer). See docs/training.md.
+`--resume auto` continues the run in `out` from its latest checkpoint (trainers/checkpoint.py).
 
 `run_training(config) -> RunResult` is the same thing as a function (the demo calls it).
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run by path: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import json  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -33,10 +35,14 @@ from typing import Any, Literal, Sequence  # noqa: E402
 from corpora.types import Task  # noqa: E402
 from engines.base import Sampling  # noqa: E402
 from trainers.grpo import (EpisodeRollout, GRPOSettings, batch_layout, episode_metrics,  # noqa: E402
-                           episode_reward_func, task_dataset, validate)
+                           episode_reward_func, resumable_trainer_class, task_dataset, validate)
+from trainers.checkpoint import (CONFIG_FILE, FINISHED_FILE, check_same_config,  # noqa: E402
+                                 checkpoint_dir, checkpoint_update, complete_checkpoints,
+                                 find_checkpoint, finished_steps, mark_finished,
+                                 restore_position, save_position_callback)
 from trainers.rollout import RolloutConfig  # noqa: E402
 from trainers.runlog import RunLog, episode_record, rename_trl_metrics  # noqa: E402
-from wildsim.config import ConfigError, option, parse_config, save_config  # noqa: E402
+from wildsim.config import ConfigError, option, parse_config, save_config, to_dict  # noqa: E402
 
 DEFAULT_REWARD = {"kind": "rule", "rule": "length_band", "lo": 8, "hi": 25}
 
@@ -109,7 +115,12 @@ class TrainRLConfig:
     grpo: GRPOSettings = option(default_factory=GRPOSettings, help="GRPO optimisation")
     out: str = option("runs/train_rl", help="output directory of the run")
     seed: int = option(42, help="seed for data order, sampling and the simulator")
-    save_every: int = option(0, help="save a checkpoint every N GRPO steps (0 = final model only)")
+    save_every: int = option(0, help="save a checkpoint every N GRPO steps (0 = final model only); "
+                             "a checkpoint holds all a resume needs (docs/training.md, Resuming)")
+    save_total_limit: int = option(2, help="checkpoints kept (the oldest are deleted); 0 = all")
+    resume: str | None = option(None, help="resume from a checkpoint: auto = the latest in "
+                                "<out>/checkpoints (a fresh start when there is none; 0 steps "
+                                "when the run finished), or a checkpoint folder")
     val_every: int = option(0, help="validation rollouts every N GRPO steps (0 = never)")
     report_to: str = option("none", help="extra TRL/transformers loggers: none, tensorboard, wandb")
     cpu: bool | None = option(None, help="train on CPU (None = when no GPU is visible)")
@@ -119,8 +130,9 @@ class TrainRLConfig:
                           "cores ran generation ~10x slower than one), else one per core")
 
     def __post_init__(self) -> None:
-        if self.save_every < 0 or self.val_every < 0 or self.threads < 0:
-            raise ValueError("save_every, val_every and threads must be >= 0 (0 = off/default)")
+        if min(self.save_every, self.val_every, self.threads, self.save_total_limit) < 0:
+            raise ValueError("save_every, save_total_limit, val_every and threads must be >= 0 "
+                             "(0 = off/default)")
         if not isinstance(self.reward, dict) or "kind" not in self.reward:
             raise ValueError("reward must be a mapping with a kind, e.g. "
                              "{kind: rule, rule: length_band, lo: 8, hi: 25}")
@@ -132,8 +144,9 @@ class RunResult:
 
     out_dir: Path
     final_dir: Path
-    steps: int
-    rewards: list[float] = field(default_factory=list)  # reward/mean of each GRPO step
+    steps: int                                           # GRPO steps trained by this call
+    rewards: list[float] = field(default_factory=list)  # reward/mean of each GRPO step of the run
+    resumed_at: int | None = None                        # GRPO step the run resumed from
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
 
@@ -181,10 +194,11 @@ class StepLog:
     """Collects one GRPO step's metrics (rollout, rewards, validation) until TRL logs the update,
     then writes one metrics.jsonl row; transcripts are written as soon as episodes are scored."""
 
-    def __init__(self, runlog: RunLog, rollout: EpisodeRollout, updates_per_step: int):
+    def __init__(self, runlog: RunLog, rollout: EpisodeRollout, updates_per_step: int,
+                 rewards: Sequence[float] = ()):
         self.runlog, self.rollout, self.updates_per_step = runlog, rollout, updates_per_step
         self.pending: dict[str, float] = {}
-        self.rewards: list[float] = []
+        self.rewards: list[float] = list(rewards)  # reward/mean per step (earlier ones on resume)
 
     def on_scored(self, episodes: list, reward_s: float) -> None:
         from accelerate.utils import gather_object
@@ -252,8 +266,9 @@ def grpo_args(cfg: TrainRLConfig, layout, out: Path, use_cpu: bool):
         vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
         model_init_kwargs={"dtype": cfg.policy.dtype}, logging_steps=1,
         save_strategy="steps" if cfg.save_every else "no", save_steps=max(1, cfg.save_every * ups),
-        save_only_model=True, report_to=cfg.report_to, log_completions=False,
-        remove_unused_columns=False, dataloader_num_workers=0)
+        save_only_model=False, save_total_limit=cfg.save_total_limit or None,
+        report_to=cfg.report_to, log_completions=False, remove_unused_columns=False,
+        dataloader_num_workers=0)
 
 
 def _peft_config(lora: LoraSection):
@@ -320,17 +335,63 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
     """Train (see the module docstring). `tasks`, `simulator` and `reward` replace the ones the
     config names (tests, the demo)."""
     import torch
-    from trl import GRPOTrainer
     from transformers import AutoTokenizer
 
     start = time.perf_counter()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     out = Path(cfg.out)
+    done = _finished_run(cfg, out)
+    if done is not None:
+        return done
+    resume_from = _resume_checkpoint(cfg, out)
     use_cpu = cfg.cpu if cfg.cpu is not None else not torch.cuda.is_available()
     if use_cpu:
         torch.set_num_threads(choose_threads(cfg.threads))
     tasks = list(tasks) if tasks is not None else load_tasks(cfg.data, cfg.data.split, cfg.data.limit)
     _check_tasks(cfg, tasks)
+    simulator, reward, reward_label = _simulator_and_reward(cfg, simulator, reward)
+    model_dir = policy_model_dir(cfg.policy.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    from accelerate import PartialState
+
+    layout = batch_layout(cfg.grpo, PartialState(cpu=use_cpu).num_processes)
+    args = grpo_args(cfg, layout, out, use_cpu)
+    is_main = args.process_index == 0
+    runlog = RunLog(out, is_main=is_main, html_max_episodes=cfg.html_max_episodes,
+                    reward_label=reward_label)
+    earlier = _start_run_log(runlog, resume_from, is_main)
+    rollout = EpisodeRollout(tasks, simulator, cfg.rollout, updates_per_step=layout.updates_per_step,
+                             seed=cfg.seed)
+    steplog = StepLog(runlog, rollout, layout.updates_per_step,
+                      rewards=[r["reward/mean"] for r in earlier if "reward/mean" in r])
+    val = _validation(cfg, val_tasks, simulator, reward)
+    callback = _callback(steplog, val)
+    saver = save_position_callback(to_dict(cfg), runlog.metrics_path, runlog.transcripts_path, is_main)
+    trainer_class = resumable_trainer_class(
+        (len(tasks) // cfg.grpo.prompts_per_step) * layout.updates_per_step)
+    trainer = trainer_class(model=model_dir, reward_funcs=[episode_reward_func(reward, steplog.on_scored)],
+                            args=args, train_dataset=task_dataset(tasks), processing_class=tokenizer,
+                            peft_config=_peft_config(cfg.policy.lora), rollout_func=rollout,
+                            callbacks=[callback, saver])
+    callback.trainer = trainer
+    if is_main:
+        save_config(cfg, out / "config.yaml")
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    final = out / "final"
+    trainer.save_model(str(final))
+    if is_main:
+        tokenizer.save_pretrained(str(final))
+        mark_finished(out, cfg.grpo.steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    resumed_at = checkpoint_update(resume_from) // layout.updates_per_step if resume_from else None
+    return RunResult(out_dir=out, final_dir=final, steps=cfg.grpo.steps - (resumed_at or 0),
+                     rewards=steplog.rewards, wall_s=time.perf_counter() - start, peak_rss_mb=peak,
+                     resumed_at=resumed_at)
+
+
+def _simulator_and_reward(cfg: TrainRLConfig, simulator: Any, reward: Any) -> tuple[Any, Any, str]:
+    """The simulator and reward the config names (unless given), and the reward's label. Loaded
+    before the trainer's DeepSpeed config exists, so a local simulator is never ZeRO-3 sharded."""
     if simulator is None:
         from simulators.zoo import load_simulator
 
@@ -341,38 +402,59 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
     if reward is None:
         from rewards import build_reward, describe_reward
 
-        reward, reward_label = build_reward(cfg.reward), describe_reward(cfg.reward)
-    else:
-        reward_label = type(reward).__name__
-    model_dir = policy_model_dir(cfg.policy.model)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    from accelerate import PartialState
+        return simulator, build_reward(cfg.reward), describe_reward(cfg.reward)
+    return simulator, reward, type(reward).__name__
 
-    layout = batch_layout(cfg.grpo, PartialState(cpu=use_cpu).num_processes)
-    args = grpo_args(cfg, layout, out, use_cpu)
-    is_main = args.process_index == 0
-    runlog = RunLog(out, is_main=is_main, html_max_episodes=cfg.html_max_episodes,
-                    reward_label=reward_label)
-    rollout = EpisodeRollout(tasks, simulator, cfg.rollout, updates_per_step=layout.updates_per_step,
-                             seed=cfg.seed)
-    steplog = StepLog(runlog, rollout, layout.updates_per_step)
-    val = _validation(cfg, val_tasks, simulator, reward)
-    callback = _callback(steplog, val)
-    trainer = GRPOTrainer(model=model_dir, reward_funcs=[episode_reward_func(reward, steplog.on_scored)],
-                          args=args, train_dataset=task_dataset(tasks), processing_class=tokenizer,
-                          peft_config=_peft_config(cfg.policy.lora), rollout_func=rollout,
-                          callbacks=[callback])
-    callback.trainer = trainer
-    if is_main:
-        save_config(cfg, out / "config.yaml")
-    trainer.train()
-    final = out / "final"
-    trainer.save_model(str(final))
-    if is_main:
-        tokenizer.save_pretrained(str(final))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return RunResult(out_dir=out, final_dir=final, steps=cfg.grpo.steps, rewards=steplog.rewards,
-                     wall_s=time.perf_counter() - start, peak_rss_mb=peak)
+
+def _finished_run(cfg: TrainRLConfig, out: Path) -> RunResult | None:
+    """With `--resume auto` on a run that already trained all its steps (same config): a result
+    with 0 steps trained, and a message saying so. None otherwise."""
+    steps = finished_steps(out) if cfg.resume == "auto" else None
+    if steps is None:
+        return None
+    check_same_config(out / "config.yaml", to_dict(cfg), f"the finished run in {out}")
+    _say(f"the run in {out} already finished its {steps} GRPO steps: nothing to train (0 steps)")
+    rows = _read_rows(out / "metrics.jsonl")
+    return RunResult(out_dir=out, final_dir=out / "final", steps=0, resumed_at=steps,
+                     rewards=[r["reward/mean"] for r in rows if "reward/mean" in r])
+
+
+def _resume_checkpoint(cfg: TrainRLConfig, out: Path) -> Path | None:
+    """The checkpoint to resume from (None = a fresh start), its config checked against `cfg`."""
+    if not cfg.resume:
+        if complete_checkpoints(out):
+            raise ConfigError(f"{checkpoint_dir(out)} holds checkpoints of an earlier run: pass "
+                              "--resume auto to continue it, or choose another --out")
+        return None
+    path = find_checkpoint(cfg.resume, out)
+    if path is None:
+        _say(f"--resume auto: no checkpoint in {checkpoint_dir(out)} yet; starting at step 0")
+        return None
+    check_same_config(path / CONFIG_FILE, to_dict(cfg), f"checkpoint {path}")
+    _say(f"resuming from {path} (optimizer update {checkpoint_update(path)})")
+    return path
+
+
+def _start_run_log(runlog: RunLog, resume_from: Path | None, is_main: bool) -> list[dict]:
+    """Cut the run log back to the checkpoint's position (resume) or empty it (fresh start);
+    return the metrics rows kept (on the main process, the only one that touches the files)."""
+    if not is_main:
+        return []
+    if resume_from is not None:
+        return restore_position(resume_from, runlog.metrics_path, runlog.transcripts_path)
+    for path in (runlog.metrics_path, runlog.transcripts_path, runlog.out_dir / FINISHED_FILE):
+        path.unlink(missing_ok=True)
+    return []
+
+
+def _read_rows(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def _say(message: str) -> None:
+    """Print on the main process only (every process decides the same)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(message, flush=True)
 
 
 def _validation(cfg: TrainRLConfig, val_tasks: Sequence[Task] | None, simulator: Any,
@@ -393,7 +475,8 @@ def _validation(cfg: TrainRLConfig, val_tasks: Sequence[Task] | None, simulator:
 
 def _summary(result: RunResult) -> str:
     fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
-    return (f"trained {result.steps} GRPO steps in {result.wall_s:.0f} s (peak RSS "
+    resumed = f"resumed at GRPO step {result.resumed_at}; " if result.resumed_at is not None else ""
+    return (f"{resumed}trained {result.steps} GRPO steps in {result.wall_s:.0f} s (peak RSS "
             f"{result.peak_rss_mb:.0f} MB); reward {fmt(result.reward_start)} (first quarter) -> "
             f"{fmt(result.reward_end)} (last quarter); outputs in {result.out_dir}")
 
