@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from corpora.types import Episode, Task
 from eval import eval_report as rep
+from rewards.base import attach_result
 from eval import stats
 from trainers.rollout import RolloutConfig, make_policy, run_rollout
 from wildsim.config import ConfigError, option, parse_config, save_config, to_dict
@@ -176,7 +177,7 @@ def play_cell(tasks: Sequence[Task], assistant: str, spec: str, policy: Any, sim
                 for t in tasks for s in range(cfg.samples)]
     run_rollout(episodes, policy, simulator, cfg.rollout, seed=cfg.seed)
     for ep, result in zip(episodes, reward.score(episodes)):
-        ep.reward, ep.reward_details = result.value, result.details
+        attach_result(ep, result)  # an excluded result leaves the conversation unscored
     records = []
     for ep in episodes:
         record = ep.to_record()

@@ -20,6 +20,14 @@ class RewardResult:
     excluded: bool = False
 
 
+def attach_result(episode: Episode, result: RewardResult) -> float | None:
+    """Put a result on its episode and return the episode's reward: None when the result is
+    excluded (nothing to train on or average; the details then say `excluded: true`)."""
+    episode.reward = None if result.excluded else float(result.value)
+    episode.reward_details = {**dict(result.details), **({"excluded": True} if result.excluded else {})}
+    return episode.reward
+
+
 @runtime_checkable
 class Reward(Protocol):
     name: str

@@ -18,24 +18,12 @@ import pytest
 
 from corpora.types import Episode, Task
 from rewards.base import RewardResult
-from trainers.grpo import (episode_metrics, episode_reward_func, judge_failures,
-                           reward_excluded, reward_failure_metrics)
+from trainers.grpo import episode_metrics, episode_reward_func, judge_failures, reward_failure_metrics
 
 
 def _judge_details(valid: int, failures: int) -> dict:
     return {"judges": [], "valid_judges": valid, "parse_failures": failures,
             "mean_score": None if valid == 0 else 5.0, "fallback_used": valid == 0}
-
-
-def test_exclusion_reads_the_flag_the_fallback_and_weighted_components():
-    assert reward_excluded(RewardResult(0.0, {}, excluded=True))
-    assert reward_excluded(RewardResult(0.0, _judge_details(0, 2)))
-    assert not reward_excluded(RewardResult(0.6, _judge_details(1, 1)))
-    weighted = {"components": {"judge": {"value": 0.0, "weight": 0.5, "details": _judge_details(0, 2)},
-                               "rule": {"value": 1.0, "weight": 0.5, "details": {}}}}
-    assert reward_excluded(RewardResult(0.5, weighted))
-    weighted["components"]["judge"]["details"] = _judge_details(2, 0)
-    assert not reward_excluded(RewardResult(0.75, weighted))
 
 
 def test_failure_counts_by_hand():
@@ -57,7 +45,7 @@ def test_reward_function_returns_none_for_excluded_episodes_and_metrics_skip_the
         name = "judge"
 
         def score(self, episodes):
-            return [RewardResult(0.8, _judge_details(2, 0)), RewardResult(0.0, _judge_details(0, 2)),
+            return [RewardResult(0.8, _judge_details(2, 0)), RewardResult(0.0, _judge_details(0, 2), excluded=True),
                     RewardResult(0.4, _judge_details(1, 1))]
 
     episodes = [Episode(task=Task(task_id=f"t{i}", intent="x"), simulator="s") for i in range(3)]

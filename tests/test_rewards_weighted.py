@@ -103,3 +103,14 @@ def test_describe_reward_names_kind_and_settings():
         {"weight": 0.2, "kind": "rule", "rule": "length_band", "lo": 20, "hi": 150, "name": "len"}]}
     assert describe_reward(weighted) == \
         "0.8 × LLM judge (1 judge) + 0.2 × length_band rule (lo=20, hi=150)"
+
+
+def test_attach_result_leaves_excluded_episodes_unscored():
+    from rewards.base import attach_result
+
+    kept, dropped, zero = episode("a"), episode("b"), episode("c")
+    assert attach_result(kept, RewardResult(0.7, {"k": 1})) == 0.7 and kept.reward == 0.7
+    assert attach_result(dropped, RewardResult(0.25, {"k": 2}, excluded=True)) is None
+    assert dropped.reward is None and dropped.reward_details == {"k": 2, "excluded": True}
+    # the `zero` failure policy: every judge failed, scored 0.0, still a reward
+    assert attach_result(zero, RewardResult(0.0, {"fallback_used": True})) == 0.0

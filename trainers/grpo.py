@@ -12,7 +12,7 @@ One GRPO step, in order (DESIGN.md, "the data flow of one training step"):
    an extra field TRL forwards to reward functions.
 4. `episode_reward_func(reward)` scores the episodes with the project's Reward (the same objects
    evaluation uses), stores value and details on each episode, and hands them to the run log.
-   An episode whose reward could not be measured (`reward_excluded`: every judge failed) gets
+   An episode whose reward could not be measured (`RewardResult.excluded`: every judge failed) gets
    reward None and the function returns None for it.
 5. TRL computes group-normalised advantages and the clipped policy loss (+ k3 KL when beta > 0).
    A None reward is NaN in TRL 1.16 (`_calculate_rewards`): it is left out of its group's mean and
@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 
 from corpora.types import Episode, Task
 from engines.base import TokenOutput
+from rewards.base import attach_result
 from trainers.rollout import RolloutConfig, RolloutStats, make_policy, run_rollout
 from wildsim.config import option
 
@@ -282,23 +283,9 @@ def _any_live(accelerator: Any) -> Callable[[bool], bool] | None:
     return any_live
 
 
-def reward_excluded(result: Any) -> bool:
-    """Whether a RewardResult could not be measured and must stay out of the loss: its `excluded`
-    flag, or (rewards written before that flag) details saying every judge failed
-    (`fallback_used`), for the reward itself or any component of a weighted reward (whose value
-    then holds a placeholder)."""
-    return bool(getattr(result, "excluded", False)) or _details_excluded(result.details)
-
-
 def _details_excluded(details: Any) -> bool:
-    if not isinstance(details, dict):
-        return False
-    if details.get("excluded") or details.get("fallback_used"):
-        return True
-    parts = details.get("components")
-    return isinstance(parts, dict) and any(
-        isinstance(p, dict) and (p.get("excluded") or _details_excluded(p.get("details")))
-        for p in parts.values())
+    """Whether an episode's stored reward details mark it excluded (attach_result writes the flag)."""
+    return isinstance(details, dict) and bool(details.get("excluded"))
 
 
 def judge_failures(details: Any) -> tuple[int, int, bool]:
@@ -318,19 +305,10 @@ def judge_failures(details: Any) -> tuple[int, int, bool]:
     return parse, min(failed, 1), judged
 
 
-def store_result(episode: Episode, result: Any) -> float | None:
-    """Put a RewardResult on its episode; the reward is None when it is excluded (the details then
-    say `excluded: true`). Returns the reward."""
-    excluded = reward_excluded(result)
-    episode.reward = None if excluded else float(result.value)
-    episode.reward_details = {**dict(result.details), **({"excluded": True} if excluded else {})}
-    return episode.reward
-
-
 def episode_reward_func(reward: Any, on_scored: Callable[[list[Episode], float], None] | None = None):
     """A TRL reward function scoring the `episodes` extra field with `reward.score`.
 
-    It stores each RewardResult on its episode (`store_result`) and then calls
+    It stores each RewardResult on its episode (`rewards.base.attach_result`) and then calls
     `on_scored(episodes, seconds spent scoring)`. It returns None for an excluded episode (TRL
     gives it zero advantage and leaves it out of its group's statistics). Its name (TRL logs
     `rewards/<name>/mean`) is the reward's name."""
@@ -345,7 +323,7 @@ def episode_reward_func(reward: Any, on_scored: Callable[[list[Episode], float],
         if len(results) != len(episodes):
             raise RuntimeError(f"reward {reward.name!r} returned {len(results)} results for "
                                f"{len(episodes)} episodes")
-        values = [store_result(ep, res) for ep, res in zip(episodes, results)]
+        values = [attach_result(ep, res) for ep, res in zip(episodes, results)]
         if on_scored is not None:
             on_scored(list(episodes), time.perf_counter() - start)
         return values
@@ -410,7 +388,7 @@ def validate(trainer: Any, step: int, *, tasks: Sequence[Task], simulator: Any, 
         result = run_rollout(episodes, make_policy(engine, rollout.system_prompt), simulator,
                              rollout, seed=seed * 7919 + step, any_live=_any_live(trainer.accelerator))
     for ep, res in zip(result.episodes, reward.score(result.episodes)):
-        store_result(ep, res)
+        attach_result(ep, res)
     records = [{**episode_record(ep, step), "phase": "val"} for ep in result.episodes]
     metrics = {f"val/{k}": v for k, v in episode_metrics(records).items()}
     metrics["timing/val_rollout_s"] = result.stats.total_s
