@@ -11,8 +11,9 @@ Definitions (reference/formats.md, FastChat's arena):
 - Bradley–Terry: P(i beats j) = σ(r_i − r_j); a tie is half a win to each side. The ratings
   maximise Σ_pairs [w_ij log σ(r_i − r_j) + w_ji log σ(r_j − r_i)] (w_ij: i's wins + half the
   ties) with L-BFGS; on the Elo scale R_i = 1000 + (400/ln 10)(r_i − mean r), so the mean rating
-  is 1000 and 400 points mean odds of 10:1. The MLE does not exist when a model won or lost
-  every battle (ratings drift apart without bound): such a fit is flagged `separated`.
+  is 1000 and 400 points mean odds of 10:1. As in FastChat's fit, a ridge of 1e-6 (sklearn's
+  C = 1e6) keeps the fit finite; the MLE does not exist when a model won or lost every battle
+  (without the ridge its rating would drift without bound): such a fit is flagged `separated`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from eval.stats import Interval, WinRate, summarize_win_rate, z_value
 
@@ -31,6 +33,7 @@ WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 SCORE = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5, "tie (bothbad)": 0.5}
 ELO_PER_LOGIT = 400 / math.log(10)
 ELO_MEAN = 1000.0
+RIDGE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -95,18 +98,20 @@ def win_counts(battles: Sequence[Battle], models: Sequence[str]) -> np.ndarray:
     return wins
 
 
-def bradley_terry_logits(wins: np.ndarray) -> np.ndarray:
-    """Maximum-likelihood Bradley–Terry strengths (logit units, mean 0) from W of win_counts."""
+def bradley_terry_logits(wins: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+    """Bradley–Terry strengths (logit units, mean 0) maximising the likelihood of W (from
+    win_counts) minus ridge/2·Σr², the tiny penalty of FastChat's fit (sklearn's C = 1e6): it
+    moves identifiable ratings by less than 1e-3 points and keeps separated ones finite."""
     m = wins.shape[0]
 
     def loss(r: np.ndarray) -> tuple[float, np.ndarray]:
         d = r[:, None] - r[None, :]
         nll = float(np.sum(wins * np.logaddexp(0.0, -d)))  # −w_ij log σ(r_i − r_j)
         g = wins * (1.0 / (1.0 + np.exp(d)))  # w_ij σ(r_j − r_i)
-        return nll, -(g.sum(axis=1) - g.sum(axis=0))
+        return nll + ridge / 2 * float(r @ r), -(g.sum(axis=1) - g.sum(axis=0)) + ridge * r
 
     res = minimize(loss, np.zeros(m), jac=True, method="L-BFGS-B",
-                   options={"gtol": 1e-10, "ftol": 1e-14, "maxiter": 2000})
+                   options={"gtol": 1e-9, "maxiter": 500})
     return res.x - res.x.mean()
 
 
@@ -129,6 +134,12 @@ def bradley_terry(battles: Sequence[Battle], level: float = 0.95, n_boot: int = 
     models = sorted({m for b in battles for m in (b.model_a, b.model_b)})
     if len(models) < 2:
         return {"ratings": {}, "separated": []}
+    with threadpool_limits(1):  # tiny fits: BLAS threads only contend (10x slower on 2 cores)
+        return _bradley_terry(battles, models, level, n_boot, seed)
+
+
+def _bradley_terry(battles: Sequence[Battle], models: list[str], level: float, n_boot: int,
+                   seed: int) -> dict[str, Any]:
     wins = win_counts(battles, models)
     ratings = elo_scale(bradley_terry_logits(wins))
     by_judge: dict[str, list[Battle]] = defaultdict(list)
