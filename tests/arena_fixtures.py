@@ -72,11 +72,13 @@ class Participant:
         self.post("vote", turn_id=turn, choice=choice, rationale=rationale)
         return turn
 
-    def complete(self, choices=("left", "right", "tie"), final: str = "left") -> None:
+    def complete(self, choices=("left", "right", "tie"), final: str = "left",
+                 practice: bool = True) -> None:
         """Consent, instructions, practice, the study turns, the final preference."""
         self.post("consent")
         self.post("instructions")
-        self.exchange("practice question", "left")
+        if practice:
+            self.exchange("practice question", "left")
         for i, choice in enumerate(choices):
             self.exchange(f"question {i}", choice, rationale=f"reason {i}")
         if 'id="finish"' in self.html:
