@@ -6,8 +6,8 @@
                                     model twice when runs/demo/train_rl/final does not exist)
 
 Prints the participant link and the admin link. Admin pages need the password in the
-environment variable the config names (ARENA_ADMIN_PASSWORD by default); the demo makes one up
-for the session and prints it when the variable is unset. Several workers need PostgreSQL (each
+environment variable the config names (ARENA_ADMIN_PASSWORD by default; unset: admin pages
+are off), never printed or stored. Several workers need PostgreSQL (each
 worker is a process; SQLite serialises writers) and a shared rate limit is per worker. The
 effective config reaches the workers through the ARENA_STUDY_CONFIG environment variable (it
 never holds secrets).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 from pathlib import Path
 
 from arena.config import StudyConfig
@@ -77,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     from arena.db import open_database
     open_database(cfg.db_url).dispose()  # migrate once, before any worker starts
     os.environ[CONFIG_ENV] = json.dumps(to_dict(cfg))
-    if server_args.demo and not os.environ.get(cfg.admin_password_env):
-        os.environ[cfg.admin_password_env] = secrets.token_urlsafe(12)
-        print(f"admin password for this demo session: {os.environ[cfg.admin_password_env]}")
+    if not os.environ.get(cfg.admin_password_env):
+        print(f"admin pages are off: set {cfg.admin_password_env} in the environment to turn "
+              "them on")
     base = f"http://{server_args.host}:{server_args.port}"
     print(f"participant link: {base}/start   (Prolific: {base}/start?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}})")
     print(f"admin pages:      {base}/admin   (user admin, password from ${cfg.admin_password_env})",
