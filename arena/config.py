@@ -65,7 +65,7 @@ class StudyConfig:
                                      "the admin password (admin pages are off when it is unset)")
 
     def __post_init__(self) -> None:
-        if len(self.assistants) < 2 and not (len(self.assistants) == 1 and self.pairs):
+        if len(self.assistants) < 2:
             raise ConfigError("assistants: name at least two, e.g. {base: builtin:smollm2-135m-"
                               "instruct, rl: 'hf:...@lora=...'}")
         if not self.pairs:

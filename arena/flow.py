@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from arena.assignment import model_a_on_left, pair_for, task_index, tie_continues_left
 from arena.config import StudyConfig
@@ -109,7 +109,8 @@ class SessionView:
 
 def view(db: Session, s: StudySession) -> SessionView:
     """The state of session `s` read from the database."""
-    turns = list(db.scalars(select(Turn).where(Turn.session_id == s.id).order_by(Turn.index)))
+    turns = list(db.scalars(select(Turn).where(Turn.session_id == s.id).order_by(Turn.index)
+                            .options(selectinload(Turn.vote))))
     history: list[Message] = []
     pending = failed = None
     votes = 0
@@ -180,7 +181,8 @@ def record_vote(db: Session, cfg: StudyConfig, p: Participant, s: StudySession, 
 
 def after_vote(db: Session, cfg: StudyConfig, p: Participant, s: StudySession) -> None:
     """End the practice or the study when it has enough votes."""
-    votes = view(db, s).votes
+    votes = db.scalar(select(func.count()).select_from(Vote).join(Turn)
+                      .where(Turn.session_id == s.id))
     if s.kind == "practice" and votes >= cfg.practice_exchanges:
         end_session(db, p, s)
     elif s.kind == "study" and votes >= cfg.max_exchanges:

@@ -48,7 +48,7 @@ class ReplyGenerator:
         self._engines: dict[str, ChatEngine] = dict(engines or {})
         self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="arena-reply")
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="arena-reply")
 
     def engine(self, name: str) -> ChatEngine:
         """The engine of assistant `name`, loaded once (local models are shared by spec)."""
