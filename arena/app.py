@@ -74,18 +74,49 @@ class RateLimiter:
             return True
 
 
+class _Study:
+    """What every route of one study shares: config, templates, sessions, limits, replies."""
+
+    def __init__(self, cfg: StudyConfig, engine: Engine, generator: ReplyGenerator | None):
+        self.cfg = cfg
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.make_session = session_factory(engine)
+        self.tasks = read_tasks(cfg.task_source) if cfg.task_source != "own" else []
+        self.generator = generator or ReplyGenerator(
+            cfg.assistants, Sampling(temperature=cfg.temperature, max_tokens=cfg.max_reply_tokens),
+            attempts=cfg.generation_attempts, timeout=cfg.generation_timeout)
+        self.limiter = RateLimiter(cfg.rate_limit_per_minute)
+
+    def db(self):
+        """FastAPI dependency: one database session per request."""
+        with self.make_session() as s:
+            yield s
+
+    def page(self, request: Request, name: str, p: Participant, **ctx) -> HTMLResponse:
+        return self.templates.TemplateResponse(request, name, {"p": p, "cfg": self.cfg, **ctx})
+
+    def posted(self, p: Participant, csrf: str) -> None:
+        """Every participant POST: a valid CSRF token, then the rate limit."""
+        if not csrf or not secrets.compare_digest(csrf, p.csrf):
+            raise flow.FlowError("invalid form token; reload the page", 403)
+        if not self.limiter.allow(p.token):
+            raise flow.FlowError("too many requests; wait a minute", 429)
+
+    def check_length(self, text: str, limit: int, what: str) -> None:
+        if len(text) > limit:
+            raise flow.FlowError(f"{what} are limited to {limit} characters", 413)
+
+    @staticmethod
+    def to(p: Participant, where: str = "") -> RedirectResponse:
+        return RedirectResponse(f"/p/{p.token}/{where or stage_page(p)}", status_code=303)
+
+
 def create_app(cfg: StudyConfig, engine: Engine, generator: ReplyGenerator | None = None) -> FastAPI:
     """The app for study `cfg` on the (migrated) database `engine`."""
     app = FastAPI(title=f"arena: {cfg.study_id}", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    templates = Jinja2Templates(directory=HERE / "templates")
-    make_session = session_factory(engine)
-    tasks = read_tasks(cfg.task_source) if cfg.task_source != "own" else []
-    generator = generator or ReplyGenerator(
-        cfg.assistants, Sampling(temperature=cfg.temperature, max_tokens=cfg.max_reply_tokens),
-        attempts=cfg.generation_attempts, timeout=cfg.generation_timeout)
-    limiter = RateLimiter(cfg.rate_limit_per_minute)
-    app.state.cfg, app.state.generator = cfg, generator
+    study = _Study(cfg, engine, generator)
+    app.state.cfg, app.state.generator = cfg, study.generator
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -95,29 +126,23 @@ def create_app(cfg: StudyConfig, engine: Engine, generator: ReplyGenerator | Non
 
     @app.exception_handler(flow.FlowError)
     async def flow_error(request: Request, err: flow.FlowError):
-        return templates.TemplateResponse(request, "error.html", {"message": str(err)},
-                                          status_code=err.status)
+        return study.templates.TemplateResponse(request, "error.html", {"message": str(err)},
+                                                status_code=err.status)
 
-    def db():
-        with make_session() as s:
-            yield s
+    _entry_routes(app, study)
+    _chat_routes(app, study)
+    _final_routes(app, study)
+    _add_admin(app, cfg, study.make_session, study.templates)
+    return app
 
-    def page(request: Request, name: str, p: Participant, **ctx) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"p": p, "cfg": cfg, **ctx})
 
-    def posted(p: Participant, csrf: str) -> None:
-        """Every participant POST: a valid CSRF token, then the rate limit."""
-        if not csrf or not secrets.compare_digest(csrf, p.csrf):
-            raise flow.FlowError("invalid form token; reload the page", 403)
-        if not limiter.allow(p.token):
-            raise flow.FlowError("too many requests; wait a minute", 429)
-
-    def to(p: Participant, where: str = "") -> RedirectResponse:
-        return RedirectResponse(f"/p/{p.token}/{where or stage_page(p)}", status_code=303)
+def _entry_routes(app: FastAPI, study: _Study) -> None:
+    """The landing page, the study link, consent and instructions."""
+    cfg, db = study.cfg, study.db
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
-        return templates.TemplateResponse(request, "index.html", {"cfg": cfg})
+        return study.templates.TemplateResponse(request, "index.html", {"cfg": cfg})
 
     @app.get("/start")
     def start(request: Request, s=Depends(db)):
@@ -125,119 +150,117 @@ def create_app(cfg: StudyConfig, engine: Engine, generator: ReplyGenerator | Non
                     or request.query_params.get("participant") or None)
         if external and len(external) > 128:
             raise flow.FlowError("participant id too long", 422)
-        return to(flow.create_participant(s, cfg, external, tasks))
+        return study.to(flow.create_participant(s, cfg, external, study.tasks))
 
     @app.get("/p/{token}")
     def resume(token: str, s=Depends(db)):
-        return to(flow.by_token(s, token))
+        return study.to(flow.by_token(s, token))
 
     @app.get("/p/{token}/consent", response_class=HTMLResponse)
-    def consent(request: Request, token: str, s=Depends(db)):
-        p = flow.by_token(s, token)
-        return page(request, "consent.html", p) if p.stage == "consent" else to(p)
-
     @app.get("/p/{token}/instructions", response_class=HTMLResponse)
-    def instructions(request: Request, token: str, s=Depends(db)):
+    def read(request: Request, token: str, s=Depends(db)):
         p = flow.by_token(s, token)
-        return page(request, "instructions.html", p) if p.stage == "instructions" else to(p)
+        stage = request.url.path.rsplit("/", 1)[1]
+        return study.page(request, f"{stage}.html", p) if p.stage == stage else study.to(p)
 
     @app.post("/p/{token}/consent")
     @app.post("/p/{token}/instructions")
     def agree(request: Request, token: str, csrf: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        posted(p, csrf)
+        study.posted(p, csrf)
         flow.advance(s, p, request.url.path.rsplit("/", 1)[1])
         if p.stage == "practice" and cfg.practice_exchanges == 0:
             flow.advance(s, p, "practice")
-        return to(p)
+        return study.to(p)
+
+
+def _chat_routes(app: FastAPI, study: _Study) -> None:
+    """Practice and study turns: the page, the message (both replies), the vote, finishing."""
+    cfg, db = study.cfg, study.db
 
     @app.get("/p/{token}/chat", response_class=HTMLResponse)
     def chat(request: Request, token: str, s=Depends(db)):
         p = flow.by_token(s, token)
         if p.stage not in ("practice", "study"):
-            return to(p)
+            return study.to(p)
         v = flow.view(s, flow.session_of(s, p, p.stage))
-        return page(request, "chat.html", p, view=v, can_finish=(
+        return study.page(request, "chat.html", p, view=v, can_finish=(
             p.stage == "study" and v.votes >= cfg.min_exchanges and v.pending is None))
 
     @app.post("/p/{token}/message")
     def message(token: str, csrf: str = Form(""), text: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        posted(p, csrf)
+        study.posted(p, csrf)
         text = text.strip()
         if not text:
             raise flow.FlowError("write a message first", 422)
-        if len(text) > cfg.max_message_chars:
-            raise flow.FlowError(f"messages are limited to {cfg.max_message_chars} characters", 413)
+        study.check_length(text, cfg.max_message_chars, "messages")
         if p.stage not in ("practice", "study"):
-            return to(p)
+            return study.to(p)
         sess = flow.session_of(s, p, p.stage)
         v = flow.view(s, sess)
         if v.pending is not None:
             raise flow.FlowError("vote on the two replies first", 409)
-        index = len(sess.turns)
-        sides = flow.sides_for(cfg, p, sess.kind, index)
-        replies = generator.pair(sides, v.history + [flow.Message("user", text)])
+        sides = flow.sides_for(cfg, p, sess.kind, len(sess.turns))
+        replies = study.generator.pair(sides, v.history + [flow.Message("user", text)])
         flow.add_turn(s, p, sess, text, sides, replies)
-        return to(p, "chat")
+        return study.to(p, "chat")
 
     @app.post("/p/{token}/vote")
     def vote(token: str, csrf: str = Form(""), turn_id: int = Form(...), choice: str = Form(""),
              rationale: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        posted(p, csrf)
+        study.posted(p, csrf)
         if choice not in CHOICES:
             raise flow.FlowError("choose A, B, tie or both bad", 422)
-        if len(rationale) > cfg.max_rationale_chars:
-            raise flow.FlowError(f"rationales are limited to {cfg.max_rationale_chars} "
-                                 "characters", 413)
+        study.check_length(rationale, cfg.max_rationale_chars, "rationales")
         if p.stage not in ("practice", "study"):
             flow.by_turn_owner(s, p, turn_id)
-            return to(p)
+            return study.to(p)
         sess = flow.session_of(s, p, p.stage)
         flow.record_vote(s, cfg, p, sess, turn_id, choice, rationale.strip())
         flow.after_vote(s, cfg, p, sess)
-        return to(p)
+        return study.to(p)
 
     @app.post("/p/{token}/finish")
     def finish(token: str, csrf: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        posted(p, csrf)
+        study.posted(p, csrf)
         if p.stage == "study":
             sess = flow.session_of(s, p, "study")
             v = flow.view(s, sess)
             if v.votes < cfg.min_exchanges or v.pending is not None:
                 raise flow.FlowError(f"please complete at least {cfg.min_exchanges} turns", 409)
             flow.end_session(s, p, sess)
-        return to(p)
+        return study.to(p)
+
+
+def _final_routes(app: FastAPI, study: _Study) -> None:
+    """The overall preference and the completion page."""
+    cfg, db = study.cfg, study.db
 
     @app.get("/p/{token}/final", response_class=HTMLResponse)
     def final(request: Request, token: str, s=Depends(db)):
         p = flow.by_token(s, token)
         if p.stage != "final":
-            return to(p)
+            return study.to(p)
         paths = flow.assistant_paths(s, p)
-        return page(request, "final.html", p,
-                    transcripts=[paths[m] for m in flow.final_order(cfg, p)])
+        return study.page(request, "final.html", p,
+                          transcripts=[paths[m] for m in flow.final_order(cfg, p)])
 
     @app.post("/p/{token}/final")
     def final_vote(token: str, csrf: str = Form(""), choice: str = Form(""),
                    rationale: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        posted(p, csrf)
-        if len(rationale) > cfg.max_rationale_chars:
-            raise flow.FlowError(f"rationales are limited to {cfg.max_rationale_chars} "
-                                 "characters", 413)
+        study.posted(p, csrf)
+        study.check_length(rationale, cfg.max_rationale_chars, "rationales")
         flow.record_final(s, cfg, p, choice, rationale.strip())
-        return to(p)
+        return study.to(p)
 
     @app.get("/p/{token}/done", response_class=HTMLResponse)
     def done(request: Request, token: str, s=Depends(db)):
         p = flow.by_token(s, token)
-        return page(request, "done.html", p) if p.stage == "done" else to(p)
-
-    _add_admin(app, cfg, make_session, templates)
-    return app
+        return study.page(request, "done.html", p) if p.stage == "done" else study.to(p)
 
 
 def stage_page(p: Participant) -> str:
