@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
               "them on")
     base = f"http://{server_args.host}:{server_args.port}"
     print(f"participant link: {base}/start   (Prolific: {base}/start?PROLIFIC_PID={{{{%PROLIFIC_PID%}}}})")
-    print(f"admin pages:      {base}/admin   (user admin, password from ${cfg.admin_password_env})",
+    print(f"admin pages:      {base}/admin   (any user name, the password in ${cfg.admin_password_env})",
           flush=True)
     uvicorn.run("arena.serve:app_from_env", factory=True, host=server_args.host,
                 port=server_args.port, workers=server_args.workers, log_level="warning")
