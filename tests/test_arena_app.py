@@ -149,3 +149,22 @@ def test_the_link_resumes_at_the_stage_and_pending_turn(server, tmp_path):
     again = client.get(f"/p/{walker.token}", follow_redirects=True)
     assert again.url.path.endswith("/chat")
     assert "pending question" in again.text and 'name="turn_id"' in again.text
+
+
+def test_participants_can_be_shown_an_intent_from_a_task_file(server, tmp_path):
+    from corpora.tasks import write_tasks
+    from corpora.types import Task
+    tasks = tmp_path / "tasks.jsonl"
+    write_tasks([Task("t1", "Plan a week of vegetarian dinners"),
+                 Task("t2", "Fix a failing unit test in a Python project")], tasks)
+    client, make = _app(study_config(server, f"sqlite:///{tmp_path}/a.db",
+                                     task_source=str(tasks)))
+    walker = Walker(client)
+    walker.post("consent")
+    with make() as s:
+        p = s.scalar(select(Participant))
+    assert p.task_intent in ("Plan a week of vegetarian dinners",
+                             "Fix a failing unit test in a Python project")
+    assert p.task_intent in walker.html  # the instructions page shows it
+    walker.post("instructions")
+    assert p.task_intent in walker.html  # and so does the chat page
