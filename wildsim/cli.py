@@ -21,6 +21,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("eval", "turn-fidelity"): ("eval.turn_fidelity", "replay real prefixes; compare next user turns"),
     ("eval", "cross-sim"): ("eval.cross_sim", "assistants x simulators matrix with the training judge"),
     ("eval", "wildbench"): ("eval.wildbench", "WildBench pairwise / checklist / score judging"),
+    ("arena", "serve"): ("arena.serve", "serve a human study: participants compare two assistants"),
+    ("arena", "analyze"): ("arena.analyze", "study win rates, sign tests, Bradley-Terry ratings"),
+    ("arena", "export"): ("arena.export", "study votes as battles JSONL or conversations as WildChat"),
     ("demo",): ("wildsim.demo", "the CPU demo: train, fine-tune a simulator, evaluate (make demo)"),
 }
 

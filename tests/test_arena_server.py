@@ -1,0 +1,90 @@
+"""The study app as deployed: `wildsim arena serve` in its own process (uvicorn), on SQLite and
+on a real PostgreSQL server. SIGKILL in the middle of a session loses no committed vote and the
+link resumes; 50 participants at once lose and duplicate no vote."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from arena.db import open_database, session_factory
+from arena.models import Participant, StudySession, Turn, Vote
+from tests.arena_fixtures import Participant as Walker
+from tests.arena_fixtures import (StudyServer, db_url, pending_turn_id,  # noqa: F401
+                                  postgres_server, scripted_reply, study_config)
+from tests.eval_fixtures import ScriptedChatServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def assistants():
+    with ScriptedChatServer(scripted_reply) as srv:
+        yield srv
+
+
+def test_sigkill_mid_session_keeps_votes_and_the_link_resumes(assistants, db_url, tmp_path):
+    cfg = study_config(assistants, db_url, max_exchanges=4, min_exchanges=3)
+    server = StudyServer(cfg, tmp_path).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            w = Walker(client)
+            w.post("consent")
+            w.post("instructions")
+            voted = [w.exchange("practice", "left")]
+            voted += [w.exchange(f"q{i}", c) for i, c in enumerate(("left", "right"))]
+            w.post("message", text="asked before the crash")
+            pending = pending_turn_id(w.html)
+            server.kill()
+            with session_factory(open_database(db_url))() as s:
+                assert sorted(s.scalars(select(Vote.turn_id))) == sorted(voted)
+            server.start()
+            r = client.get(f"/p/{w.token}", follow_redirects=True)
+            assert r.url.path.endswith("/chat") and "asked before the crash" in r.text
+            assert pending_turn_id(r.text) == pending and "Turns completed: 2" in r.text
+            w.html = r.text
+            w.post("vote", turn_id=pending, choice="tie")
+            w.post("finish")
+            w.post("final", choice="left")
+            assert "CODE-1234" in w.html
+    finally:
+        server.stop()
+    with session_factory(open_database(db_url))() as s:
+        assert s.scalar(select(func.count()).select_from(Vote)) == 4
+        assert s.scalar(select(Participant.stage)) == "done"
+
+
+def _participant(url: str, index: int) -> str:
+    with httpx.Client(base_url=url, timeout=120) as client:
+        w = Walker(client, external_id=f"P{index}")
+        w.complete(choices=("left", "right"), final="tie", practice=False)
+        assert "CODE-1234" in w.html
+        return w.token
+
+
+def test_fifty_concurrent_participants_lose_and_duplicate_nothing(assistants, db_url, tmp_path):
+    cfg = study_config(assistants, db_url, max_exchanges=2, min_exchanges=2,
+                       practice_exchanges=0)
+    server = StudyServer(cfg, tmp_path).start()
+    try:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            tokens = list(pool.map(lambda i: _participant(server.url, i), range(50)))
+    finally:
+        server.stop()
+    assert len(set(tokens)) == 50
+    with session_factory(open_database(db_url))() as s:
+        assert s.scalar(select(func.count()).select_from(Participant)) == 50
+        assert s.scalar(select(func.count()).select_from(Vote)) == 50 * 2
+        assert s.scalar(select(func.count()).select_from(Turn)) == 50 * 2  # none unvoted
+        for p in s.scalars(select(Participant)):
+            assert p.stage == "done" and p.final_choice == "tie"
+            (session,) = s.scalars(select(StudySession).where(
+                StudySession.participant_id == p.id))
+            study = session.turns
+            assert session.kind == "study" and [t.index for t in study] == [0, 1]
+            assert [t.user_text for t in study] == ["question 0", "question 1"]
+            assert [t.vote.choice for t in study] == ["left", "right"]
+            assert all(t.vote.participant_id == p.id for t in study)
