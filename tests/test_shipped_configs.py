@@ -29,6 +29,7 @@ JOBS: list[tuple[str, str]] = [
     ("eval/cross_sim*.yaml", "eval.cross_sim:CrossSimConfig"),
     ("eval/wildbench*.yaml", "eval.wildbench:WildBenchConfig"),
     ("eval/fidelity*.yaml", "eval.fidelity:FidelityConfig"),
+    ("arena/*.yaml", "arena.config:StudyConfig"),
 ]
 #: Files that are not job presets, checked by their own tests below.
 OTHER_FILES = {"simulators.yaml", "personas.yaml"}
