@@ -28,7 +28,8 @@ Schedules (`config.schedule`): `lockstep` is the above. `overlapped` splits the 
 worker thread while the policy generates for the next wave: the slots run in the order (turn 0,
 wave 0), (turn 0, wave 1), …, (turn 1, wave 0), … and a slot first waits for its wave's pending
 simulator reply. Policy calls stay on the calling thread (collectives, the trainer's model);
-simulator calls run one at a time. Each episode sees the same sequence as in lockstep (policy
+simulator calls of different waves may run at once (a server batches them; each call is
+deterministic on its own batch), reward calls one at a time. Each episode sees the same sequence as in lockstep (policy
 turn t sampled with seed + t, the simulator's reply, the same caps and end reasons), so engines
 that answer each conversation independently of its batch mates give identical episodes under
 either schedule (tests/test_rollout_overlap.py). `auto` picks overlapped when the simulator is
@@ -328,7 +329,7 @@ class _Clock:
 
     def __init__(self, stats: RolloutStats):
         self.stats = stats
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     @contextmanager
     def __call__(self, what: str) -> Iterator[None]:
@@ -337,7 +338,7 @@ class _Clock:
             yield
         finally:
             attr = f"{what}_s"
-            with self._lock:
+            with self.lock:
                 setattr(self.stats, attr, getattr(self.stats, attr) + time.perf_counter() - start)
 
 
@@ -379,8 +380,8 @@ def run_rollout(episodes: Sequence[Episode], policy: Any, simulator: Any, config
     clock = _Clock(stats)
     _open(episodes, policy, simulator, clock, stats)
     overlap = schedule == "overlapped"
-    pools = [ThreadPoolExecutor(1, thread_name_prefix=f"wildsim-{n}") for n in ("sim", "reward")
-             ] if overlap else [None, None]
+    pools = [ThreadPoolExecutor(waves, thread_name_prefix="wildsim-sim"),
+             ThreadPoolExecutor(1, thread_name_prefix="wildsim-reward")] if overlap else [None, None]
     scorer = _GroupScorer(reward, episodes, clock, pools[1]) if reward is not None else None
     try:
         _play(_split(episodes, waves), policy, simulator, config,
@@ -469,7 +470,8 @@ def _policy_turn(live: list[Episode], policy: Any, config: RolloutConfig, turn: 
 def _reply(simulator: Any, live: list[Episode], run: _Run) -> Sequence[Any]:
     with run.clock("simulator"):
         replies = simulator.reply(live)
-    run.stats.simulator_calls += 1
+    with run.clock.lock:
+        run.stats.simulator_calls += 1
     return replies
 
 
