@@ -7,6 +7,12 @@ Engine mode: the builtin SmolLM2-135M (float32, CPU) decodes `--batch` judge pro
 for `--max-tokens` tokens, once free and once under the judge's verdict schema
 (rewards.judge.VERDICT_SCHEMA); prints generated tokens/s of each and their ratio.
 
+Protocols mode (--protocols N): the builtin role-play simulator (zoo entry roleplay2-cpu, its user
+turns capped at `--sim-max-tokens`) replies once to N bundled-sample conversations (opening + one
+canned assistant turn), and the builtin judge (rewards.judge.JudgeReward) scores them, each with
+`json_schema` off and on; prints the simulator's JSON fallbacks (replies not read as a JSON
+object) and the judge's parsed verdicts.
+
 Compare mode (--compare): for each library that imports (xgrammar; outlines_core and
 lm-format-enforcer when installed, e.g. `pip install --target DIR outlines_core
 lm-format-enforcer interegular` and PYTHONPATH=DIR), on the builtin tokenizer (49k tokens):
@@ -61,6 +67,43 @@ def engine_speed(batch: int, max_tokens: int) -> dict[str, float]:
         out[f"{name}_parsed"] = sum(_parses(engine.tokenizer.decode(o.ids, skip_special_tokens=True))
                                     for o in outs)
     out["ratio"] = out["schema_tok_s"] / out["free_tok_s"]
+    return out
+
+
+def protocols(n: int, sim_max_tokens: int) -> dict[str, dict[str, int]]:
+    """Simulator JSON fallbacks and judge parse counts, schema off and on (see the docstring)."""
+    from corpora.tasks import read_tasks
+    from corpora.types import Episode, Message
+    from engines.spec import load_chat_engine
+    from rewards.judge import JUDGE_SAMPLING, JudgeReward
+    from simulators.zoo import load_simulator
+
+    def float32(spec: str, **options: Any) -> Any:  # bfloat16 decodes ~4x slower on this CPU
+        return load_chat_engine(spec, **{"dtype": "float32", **options})
+
+    tasks = read_tasks("sample")[:n]
+    engine = float32("builtin:smollm2-135m-instruct")
+    out = {}
+    for on in (False, True):
+        sim = load_simulator("roleplay2-cpu", seed=0, engine_loader=float32)
+        sim.json_schema = on
+        sim.sampling = sim.sampling.with_(max_tokens=sim_max_tokens)
+        episodes = [Episode(task=t, simulator=sim.name, group_id=t.task_id) for t in tasks]
+        for ep, opening in zip(episodes, sim.open(episodes)):
+            ep.messages += [Message("user", opening),
+                            Message("assistant", "Sure. Could you tell me a bit more about what "
+                                                 "you need, so I can help?")]
+        replies = sim.reply(episodes)
+        fallbacks = sum(ep.sim_details.get("json_fallbacks", 0) for ep in episodes)
+        for ep, turn in zip(episodes, replies):
+            ep.messages.append(Message("user", turn.text))
+        judge = JudgeReward([engine], names=["builtin"],
+                            sampling=JUDGE_SAMPLING.with_(json_schema=None if not on else
+                                                          JUDGE_SAMPLING.json_schema))
+        results = judge.score(episodes)
+        out["schema" if on else "free"] = {
+            "replies": len(replies), "sim_json_fallbacks": fallbacks,
+            "verdicts": len(results), "verdicts_parsed": sum(r.details["valid_judges"] for r in results)}
     return out
 
 
@@ -183,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=96, help="token cap per row")
     parser.add_argument("--compare", action="store_true", help="also compare the libraries")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument("--protocols", type=int, default=0, help="also measure simulator JSON "
+                        "fallbacks and judge parse rates on this many sample conversations")
+    parser.add_argument("--sim-max-tokens", type=int, default=96, help="protocols mode: the "
+                        "simulator's token cap per user turn")
     args = parser.parse_args(argv)
     import torch
 
@@ -195,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:20s} tokenizer prep {r['tokenizer_prep_s']:.2f} s, compile "
                   f"{r['compile_s']:.3f} s, mask {r['mask_ms_per_step']:.2f} ms/step for "
                   f"{args.batch} rows ({r['steps']} steps)")
+    if args.protocols:
+        for mode, r in protocols(args.protocols, args.sim_max_tokens).items():
+            print(f"json_schema {'on ' if mode == 'schema' else 'off'}: simulator JSON fallbacks "
+                  f"{r['sim_json_fallbacks']}/{r['replies']} replies, judge verdicts parsed "
+                  f"{r['verdicts_parsed']}/{r['verdicts']}")
     r = engine_speed(args.batch, args.max_tokens)
     print(f"builtin engine, batch {args.batch}: free {r['free_tok_s']:.1f} tok/s "
           f"({r['free_parsed']}/{args.batch} verdicts parse), schema {r['schema_tok_s']:.1f} tok/s "
