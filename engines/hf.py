@@ -14,19 +14,25 @@ What `generate` returns (one TokenOutput per prompt):
   top_p = 1 it is exactly the distribution sampled from.
 - finish: "stop" (end-of-turn token or stop string) or "length" (max_tokens reached).
 
+Structured output: a prompt whose schema is set (`sampling.json_schema`, or per prompt with
+`generate(..., json_schemas=[...])`) is decoded under a JSON-schema logits mask
+(engines/constrained.py, xgrammar): it can only produce a schema-valid document, ended by the
+end-of-turn token. Its log-probs are those of the masked distribution it was sampled from. Rows
+without a schema in the same batch are decoded exactly as they would be alone.
+
 Decoding is a plain loop over the model's forward pass with its KV cache: one pass over the
 left-padded prompts (position ids from the attention mask, logits of the last position only), then
 one single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. When the model's own
 weights are sharded (DeepSpeed ZeRO-3 partitioned parameters, FSDP) across several processes every
 rank keeps stepping until all ranks are done, as `model.generate` does; an unsharded model (a
 local simulator or judge in a ZeRO-3 run) decodes on its own. Sampling is reproducible for the
-same inputs, batch and seed: the seed is applied inside `torch.random.fork_rng`, so the caller's
-random state is left untouched.
+same inputs, batch and seed: a seeded call draws from its own `torch.Generator`, so the caller's
+random state is left untouched and two engines sampling at once in different threads (an
+overlapped rollout) cannot disturb each other.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Sequence
 
 import torch
@@ -113,28 +119,42 @@ class HFEngine:
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else min(self.eos_token_ids)
         self._logits_to_keep: bool | None = None
+        self._grammars: Any = None  # engines.constrained.JsonGrammars, built on first use
 
     def __repr__(self) -> str:
         return f"HFEngine(name={self.name!r})"
 
     # ---- TokenEngine -------------------------------------------------------------------------
-    def generate(self, prompt_ids: Sequence[Sequence[int]], sampling: Sampling) -> list[TokenOutput]:
-        """Generate one continuation per prompt (see the module docstring for what is returned)."""
+    def generate(self, prompt_ids: Sequence[Sequence[int]], sampling: Sampling, *,
+                 json_schemas: Sequence[dict[str, Any] | None] | None = None) -> list[TokenOutput]:
+        """Generate one continuation per prompt (see the module docstring for what is returned).
+
+        json_schemas: one JSON schema (or None: unconstrained) per prompt, for a batch that mixes
+                      them; default: every prompt follows `sampling.json_schema`.
+        """
         for i, p in enumerate(prompt_ids):
             if len(p) == 0:
                 raise ValueError(f"prompt {i} is empty: every prompt needs at least one token")
+        if json_schemas is None:
+            json_schemas = [sampling.json_schema] * len(prompt_ids)
+        elif len(json_schemas) != len(prompt_ids):
+            raise ValueError(f"json_schemas has {len(json_schemas)} entries for {len(prompt_ids)} "
+                             "prompts: give one schema (or None) per prompt")
         outputs: list[TokenOutput] = []
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad(), _seeded(sampling.seed, self._device()):
+            with torch.no_grad():
                 for start in range(0, len(prompt_ids), self.batch_size):
-                    outputs += self._generate_batch(prompt_ids[start:start + self.batch_size], sampling)
+                    end = start + self.batch_size
+                    outputs += self._generate_batch(prompt_ids[start:end], sampling,
+                                                    json_schemas[start:end])
         finally:
             self.model.train(was_training)
         return outputs
 
-    def _generate_batch(self, prompts: Sequence[Sequence[int]], sampling: Sampling) -> list[TokenOutput]:
+    def _generate_batch(self, prompts: Sequence[Sequence[int]], sampling: Sampling,
+                        schemas: Sequence[dict[str, Any] | None]) -> list[TokenOutput]:
         """Decode one batch with the KV cache: one forward pass over the left-padded prompts, then
         one single-token forward pass per step until every row has finished or `max_tokens`."""
         device = self._device()
@@ -148,24 +168,31 @@ class HFEngine:
 
             top_p = TopPLogitsWarper(top_p=sampling.top_p)
         watch = _StopWatch(len(prompts), self.eos_token_ids, sampling.stop, self.tokenizer, device)
+        rng = None if sampling.seed is None else torch.Generator(device).manual_seed(sampling.seed)
         synced = _synced_decoding(self.model)
         pad = torch.full((len(prompts),), self.pad_token_id, dtype=torch.long, device=device)
         extra = {"logits_to_keep": 1} if self._keeps_logits else {}
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                          use_cache=True, **extra)
+        constraint = self._constraint(schemas, out.logits.shape[-1])
         tokens: list[torch.Tensor] = []
         logprobs: list[torch.Tensor] = []
         local_done = False
         for step in range(sampling.max_tokens):
-            scaled = out.logits[:, -1, :].float() / temperature
+            logits = out.logits[:, -1, :].float()
+            if constraint is not None:
+                constraint.mask(logits)
+            scaled = logits / temperature
             logp = torch.log_softmax(scaled, dim=-1)
             if greedy:
                 tok = logp.argmax(dim=-1)
             else:
                 weights = logp if top_p is None else top_p(input_ids, scaled)
-                tok = sample_categorical(torch.softmax(weights, dim=-1))
+                tok = sample_categorical(torch.softmax(weights, dim=-1), rng)
             tok = torch.where(watch.finished, pad, tok)
             if not local_done:
+                if constraint is not None:
+                    constraint.accept(tok, watch.finished)
                 tokens.append(tok)
                 logprobs.append(logp.gather(1, tok[:, None])[:, 0])
                 local_done = watch.update(step, tok)
@@ -179,6 +206,16 @@ class HFEngine:
         lps = torch.stack(logprobs, dim=1).cpu()
         return [self._output(ids[row], lps[row], watch.done_at[row], sampling)
                 for row in range(len(prompts))]
+
+    def _constraint(self, schemas: Sequence[dict[str, Any] | None], vocab_size: int) -> Any:
+        """The batch's JSON-schema mask (engines/constrained.py), or None when no row has a schema."""
+        if all(s is None for s in schemas):
+            return None
+        if self._grammars is None or self._grammars.vocab_size != vocab_size:
+            from engines.constrained import JsonGrammars
+
+            self._grammars = JsonGrammars(self.tokenizer, vocab_size, self.eos_token_ids)
+        return self._grammars.constraint(schemas)
 
     @property
     def _keeps_logits(self) -> bool:
@@ -242,16 +279,18 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int,
     return ids.to(device), mask.to(device)
 
 
-def sample_categorical(probs: torch.Tensor) -> torch.Tensor:
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One index per row of `probs` (B, V), row i drawn with probability probs[i] / probs[i].sum().
 
     Inverse-CDF sampling: draw u ~ U[0, 1) per row and take the first index whose cumulative mass
     exceeds u · total (in float64, so u · total < total). A zero-probability entry adds nothing to
     the cumulative mass and is never taken. Same distribution as `torch.multinomial(probs, 1)`, at
-    a small fraction of its CPU cost per decoding step.
+    a small fraction of its CPU cost per decoding step. `generator`: where u comes from (default:
+    torch's global generator).
     """
     cdf = probs.double().cumsum(dim=-1)
-    u = torch.rand((probs.shape[0], 1), dtype=torch.float64, device=probs.device) * cdf[:, -1:]
+    u = torch.rand((probs.shape[0], 1), dtype=torch.float64, device=probs.device,
+                   generator=generator) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp_(max=probs.shape[1] - 1)
 
 
@@ -302,18 +341,6 @@ def _default_eos(model: Any, tokenizer: Any) -> set[int]:
     elif eos:
         ids.update(int(e) for e in eos)
     return ids
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None, device: torch.device):
-    """Seed torch's RNG for the block and restore the caller's RNG state afterwards."""
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def load_hf(path_or_id: str, *, dtype: str | torch.dtype = "auto", adapter: str | None = None,

@@ -18,3 +18,18 @@ def tiny_model_dir(tmp_path_factory):
     from engines.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def deepspeed_ops_built():
+    """Build DeepSpeed's CPU shared-memory communication op (what the first `accelerate launch
+    --use_deepspeed` on CPU compiles) once, in a subprocess, before any multi-process test launches
+    training. A first build takes about a minute on an idle machine and much longer on a busy one;
+    doing it here keeps it out of the launches' hang timeouts. Cached in ~/.cache/torch_extensions."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed")
+    code = "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, f"building DeepSpeed's shm op failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"

@@ -125,9 +125,8 @@ class TrainRLConfig:
     report_to: str = option("none", help="extra TRL/transformers loggers: none, tensorboard, wandb")
     cpu: bool | None = option(None, help="train on CPU (None = when no GPU is visible)")
     html_max_episodes: int = option(400, help="episodes shown in transcripts.html (the latest)")
-    threads: int = option(0, help="torch CPU threads of this process; 0 = auto: one thread when "
-                          "other processes are running (two threads fighting other work for two "
-                          "cores ran generation ~10x slower than one), else one per core")
+    threads: int = option(0, help="torch CPU threads of this process (torch.set_num_threads); "
+                          "0 = torch's default, one per core")
 
     def __post_init__(self) -> None:
         if min(self.save_every, self.val_every, self.threads, self.save_total_limit) < 0:
@@ -282,15 +281,13 @@ def _peft_config(lora: LoraSection):
 
 
 def choose_threads(requested: int) -> int:
-    """`requested` when > 0; else 1 when other processes are runnable right now (the running count
-    of /proc/loadavg includes this process), else the number of cores."""
+    """Set torch's CPU thread count to `requested` when > 0 (it is process-wide); 0 leaves torch's
+    default (one thread per core). Returns the count now in effect."""
+    import torch
+
     if requested > 0:
-        return requested
-    try:
-        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        running = 1
-    return 1 if running > 1 else (os.cpu_count() or 1)
+        torch.set_num_threads(requested)
+    return torch.get_num_threads()
 
 
 def _engine_loader(dtype: str | None):
@@ -346,7 +343,7 @@ def run_training(cfg: TrainRLConfig, *, tasks: Sequence[Task] | None = None, sim
     resume_from = _resume_checkpoint(cfg, out)
     use_cpu = cfg.cpu if cfg.cpu is not None else not torch.cuda.is_available()
     if use_cpu:
-        torch.set_num_threads(choose_threads(cfg.threads))
+        choose_threads(cfg.threads)
     tasks = list(tasks) if tasks is not None else load_tasks(cfg.data, cfg.data.split, cfg.data.limit)
     _check_tasks(cfg, tasks)
     simulator, reward, reward_label = _simulator_and_reward(cfg, simulator, reward)

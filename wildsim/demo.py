@@ -51,8 +51,12 @@ class DemoConfig:
     wildbench_config: str = option("configs/eval/wildbench_demo.yaml",
                                    help="preset of stage wildbench")
     wildbench_tasks: int = option(2, help="WildBench sample tasks judged in stage wildbench")
+    threads: int = option(0, help="torch CPU threads for every stage (0 = torch's default, one "
+                          "per core)")
 
     def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
@@ -64,6 +68,8 @@ def _rl(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     flags = ["--config", cfg.rl_config, "--out", str(out / "train_rl")]
     if cfg.rl_steps:
         flags += ["--grpo.steps", str(cfg.rl_steps)]
+    if cfg.threads:
+        flags += ["--threads", str(cfg.threads)]
     rl_cfg = parse_config(TrainRLConfig, flags)
     result = run_training(rl_cfg)
     return {"out": str(result.out_dir), "adapter": str(result.final_dir), "steps": result.steps,
@@ -203,6 +209,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "demo_config.yaml")
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     results: dict[str, Any] = {}
     wall: dict[str, float] = {}
     adapter = str(out / "train_rl" / "final")
