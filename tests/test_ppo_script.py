@@ -60,6 +60,8 @@ def test_help_and_config_errors():
     for flag in ("--ppo.gamma", "--ppo.lam", "--ppo.vf_coef", "--ppo.kl_coef", "--ppo.target_kl",
                  "--ppo.clip_range_value", "--ppo.whiten_advantages", "--resume"):
         assert flag in proc.stdout, flag
+    proc = _run([sys.executable, "-m", "wildsim", "train", "ppo", "--help"], 120)
+    assert proc.returncode == 0 and "--ppo.samples_per_prompt" in proc.stdout
     proc = _run([sys.executable, SCRIPT, "--ppo.lam", "1.5"], 120)
     assert proc.returncode == 2 and "ppo.gamma and ppo.lam must lie in [0, 1]" in proc.stderr
 

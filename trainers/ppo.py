@@ -56,7 +56,11 @@ class PPOSettings:
                                      "works; more gives the same episode budget as a GRPO group)")
     minibatch_size: int = option(4, help="episodes per optimizer update on each process")
     ppo_epochs: int = option(2, help="passes over each rollout batch (published PPO-RLHF: 1-4)")
-    learning_rate: float = option(1e-5, help="AdamW learning rate of policy and critic")
+    learning_rate: float = option(1e-5, help="AdamW learning rate of the policy (and of the "
+                                  "critic when value_learning_rate is None)")
+    value_learning_rate: float | None = option(None, help="learning rate of the value head and "
+                                               "critic backbone (a fresh head often wants more "
+                                               "than a full-model policy rate); None = learning_rate")
     weight_decay: float = option(0.0, help="AdamW weight decay")
     max_grad_norm: float = option(1.0, help="gradient-norm clip")
     gamma: float = option(1.0, help="discount per generated token (1.0: no discount, the usual "

@@ -173,9 +173,13 @@ def _prepare(cfg: TrainPPOConfig, model: Any):
         ds.setdefault("gradient_clipping", cfg.ppo.max_grad_norm)
         if ds.get("gradient_clipping") == "auto":
             ds["gradient_clipping"] = cfg.ppo.max_grad_norm
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.ppo.learning_rate,
-                                  weight_decay=cfg.ppo.weight_decay)
+    critic = [p for n, p in model.named_parameters() if p.requires_grad
+              and n.startswith(("value_head.", "critic_backbone."))]
+    policy = [p for n, p in model.named_parameters() if p.requires_grad
+              and not n.startswith(("value_head.", "critic_backbone."))]
+    value_lr = cfg.ppo.value_learning_rate or cfg.ppo.learning_rate
+    optimizer = torch.optim.AdamW([{"params": policy}, {"params": critic, "lr": value_lr}],
+                                  lr=cfg.ppo.learning_rate, weight_decay=cfg.ppo.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
     return acc, model, optimizer
 
