@@ -135,6 +135,8 @@ def test_two_ppo_steps_change_policy_and_value_head_and_write_outputs(tiny_model
     assert all(r["ppo/excluded_episodes"] == 1.0 for r in rows)
     records = [json.loads(x) for x in (out / "transcripts.jsonl").read_text().splitlines()]
     assert len(records) == 8 and all(r["end_reason"] == "turn_cap" for r in records)
+    unmeasured = [r for r in records if r["reward"] is None]
+    assert len(unmeasured) == 2 and all(r["reward_details"]["excluded"] for r in unmeasured)
     assert (out / "transcripts.html").exists() and (out / "reward_curve.png").exists()
     assert "samples_per_prompt" in (out / "config.yaml").read_text()
     assert latest_checkpoint(out).name == "step-1"

@@ -348,8 +348,10 @@ class PPOTrainer:
         if len(results) != len(episodes):
             raise RuntimeError(f"reward returned {len(results)} results for {len(episodes)} episodes")
         excluded = [bool(getattr(r, "excluded", False)) for r in results]
-        for ep, res in zip(episodes, results):
-            ep.reward, ep.reward_details = float(res.value), dict(res.details)
+        for ep, res, x in zip(episodes, results, excluded):
+            # an excluded episode keeps its details but no reward (reward/* leave it out)
+            ep.reward = None if x else float(res.value)
+            ep.reward_details = {**res.details, "excluded": True} if x else dict(res.details)
         values = torch.tensor([0.0 if x else ep.reward for ep, x in zip(episodes, excluded)])
         if self.s.reward_norm == "batch":
             values = self._normalise(values, excluded)
@@ -457,9 +459,9 @@ class PPOTrainer:
                     "ppo/kl_coef": self.kl_coef, "ppo/values_mean": float(masked_mean(data.old_values, mask)),
                     "ppo/returns_mean": float(masked_mean(data.returns, mask)),
                     "ppo/advantages_mean": float(masked_mean(data.advantages, mask))})
-        row = {k: float(self._mean_over_ranks(v)) if k.startswith("ppo/") else v
-               for k, v in row.items()}
-        self.excluded_total += int(row["ppo/excluded_episodes"] * self.acc.num_processes)
+        row = {k: self._over_ranks(v, "sum" if k == "ppo/excluded_episodes" else "mean")
+               if k.startswith("ppo/") else v for k, v in row.items()}
+        self.excluded_total += int(row["ppo/excluded_episodes"])
         if "reward/mean" in row:
             self.rewards.append(row["reward/mean"])
         if self.s.target_kl is not None:
@@ -468,8 +470,9 @@ class PPOTrainer:
         self.runlog.records(records)
         return row
 
-    def _mean_over_ranks(self, value: float) -> float:
+    def _over_ranks(self, value: float, reduction: str) -> float:
+        """A scalar reduced over processes (mean or sum)."""
         if self.acc.num_processes == 1:
-            return value
+            return float(value)
         t = torch.tensor([value], dtype=torch.float64, device=self.acc.device)
-        return float(self.acc.reduce(t, reduction="mean").item())
+        return float(self.acc.reduce(t, reduction=reduction).item())

@@ -157,19 +157,45 @@ def _load_simulator(cfg: TrainPPOConfig) -> Any:
     return simulator
 
 
-def _prepare(cfg: TrainPPOConfig, model: Any):
-    """Accelerator, prepared model and optimizer (DeepSpeed gets its micro-batch size here: with
-    no dataloader, accelerate cannot fill the config's 'auto')."""
+def make_accelerator(cfg: TrainPPOConfig) -> Any:
+    """The run's Accelerator. Under `accelerate launch --use_deepspeed` the device comes from the
+    launcher (forcing cpu there breaks DeepSpeed's state; on a machine without GPUs it is the CPU)."""
     import torch
     from accelerate import Accelerator
 
     use_cpu = cfg.cpu if cfg.cpu is not None else not torch.cuda.is_available()
-    acc = Accelerator(cpu=use_cpu)
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    acc = Accelerator(cpu=use_cpu and not deepspeed)
+    _fix_deepspeed_world_on_cpu(acc)
+    return acc
+
+
+def _fix_deepspeed_world_on_cpu(acc: Any) -> None:
+    """On a machine without GPUs, accelerate 1.15 lets DeepSpeed start the process group (gloo)
+    but then reports ONE process (no accelerator backend): every rank would think it is the main
+    process and DeepSpeed's batch check fails. Take rank and world size from the process group."""
+    import torch.distributed as dist
+    from accelerate.state import AcceleratorState, PartialState
+
+    if not (dist.is_available() and dist.is_initialized()) or acc.num_processes == dist.get_world_size():
+        return
+    fix = {"num_processes": dist.get_world_size(), "process_index": dist.get_rank(),
+           "local_process_index": int(os.environ.get("LOCAL_RANK", 0))}
+    PartialState._shared_state.update(fix)
+    AcceleratorState._shared_state.update(fix)
+
+
+def _prepare(cfg: TrainPPOConfig, acc: Any, model: Any):
+    """Prepared model and optimizer (DeepSpeed gets its micro-batch size here: with no
+    dataloader, accelerate cannot fill the config's 'auto')."""
+    import torch
+
     plugin = acc.state.deepspeed_plugin
     if plugin is not None:
         ds = plugin.deepspeed_config
         ds["train_micro_batch_size_per_gpu"] = cfg.ppo.minibatch_size
         ds["gradient_accumulation_steps"] = 1
+        ds["train_batch_size"] = cfg.ppo.minibatch_size * acc.num_processes
         ds.setdefault("gradient_clipping", cfg.ppo.max_grad_norm)
         if ds.get("gradient_clipping") == "auto":
             ds["gradient_clipping"] = cfg.ppo.max_grad_norm
@@ -181,7 +207,7 @@ def _prepare(cfg: TrainPPOConfig, model: Any):
     optimizer = torch.optim.AdamW([{"params": policy}, {"params": critic, "lr": value_lr}],
                                   lr=cfg.ppo.learning_rate, weight_decay=cfg.ppo.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
-    return acc, model, optimizer
+    return model, optimizer
 
 
 def run_training(cfg: TrainPPOConfig, *, tasks: Sequence[Task] | None = None, simulator: Any = None,
@@ -204,14 +230,13 @@ def run_training(cfg: TrainPPOConfig, *, tasks: Sequence[Task] | None = None, si
         from rewards import build_reward, describe_reward
 
         reward, reward_label = build_reward(cfg.reward), describe_reward(cfg.reward)
+    acc = make_accelerator(cfg)
+    cfg.ppo.episodes_per_process(acc.num_processes)  # fails early on a bad layout
     set_seed(cfg.seed)
     model_dir = policy_model_dir(cfg.policy.model)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model, ref = build_model(cfg, model_dir)
-    from accelerate import PartialState
-
-    cfg.ppo.episodes_per_process(PartialState().num_processes)  # fails early on a bad layout
-    acc, model, optimizer = _prepare(cfg, model)
+    model, optimizer = _prepare(cfg, acc, model)
     if hasattr(reward, "bind_assistant"):
         reward.bind_assistant(acc.unwrap_model(model).policy, tokenizer)
     runlog = RunLog(out, is_main=acc.is_main_process, html_max_episodes=cfg.html_max_episodes,
@@ -278,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, SpecError, UnknownNameError, TemplateError, ZooError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(_summary(result))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(_summary(result))
     return 0
 
 
