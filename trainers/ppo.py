@@ -3,9 +3,9 @@
 One step (`PPOTrainer.step`), top to bottom:
 1. rollout    each process plays its share of the step's episodes with the lockstep engine
               (trainers/rollout.py) and an HFEngine around the live policy (as GRPO does);
-2. score      the Reward scores the episodes (terminal); a reward with `turn_scores` (e.g. the
-              multiturn-aware reward, rewards/multiturn.py) also scores every assistant turn when
-              `turn_rewards` is on. Excluded results (RewardResult.excluded) give their episode no
+2. score      the Reward scores the episodes (terminal); with `turn_rewards` on, a reward with
+              `turn_scores` (e.g. the multiturn-aware reward, rewards/multiturn.py) scores every
+              assistant turn instead, and the terminal score is only logged. Excluded results (RewardResult.excluded) give their episode no
               learning signal: its row is masked out of every loss and counted;
 3. values     one no-grad pass gives the log-probs of the sampled tokens (the "old" policy), the
               critic's values and the reference log-probs (LoRA: the same model with the adapter
@@ -83,8 +83,10 @@ class PPOSettings:
     reward_norm: Literal["none", "batch"] = option(
         "none", help="normalise episode rewards over the step's batch (all processes) to zero "
         "mean, unit std before placing them")
-    turn_rewards: bool = option(False, help="also reward each assistant turn with the reward's "
-                                "turn_scores (rewards/multiturn.py); error if it has none")
+    turn_rewards: bool = option(False, help="reward each assistant turn with the reward's "
+                                "turn_scores (rewards/multiturn.py; error if it has none) INSTEAD "
+                                "of the terminal reward, which is then only logged (the last "
+                                "turn's reward already scores the final state)")
     critic_model: str | None = option(None, help="a separate critic backbone (model folder); None "
                                       "= a value head on the policy's backbone")
     gradient_checkpointing: bool = option(False, help="recompute activations in backward")
@@ -352,8 +354,9 @@ class PPOTrainer:
             # an excluded episode keeps its details but no reward (reward/* leave it out)
             ep.reward = None if x else float(res.value)
             ep.reward_details = {**res.details, "excluded": True} if x else dict(res.details)
-        values = torch.tensor([0.0 if x else ep.reward for ep, x in zip(episodes, excluded)])
-        if self.s.reward_norm == "batch":
+        values = torch.tensor([0.0 if x or self.s.turn_rewards else ep.reward
+                               for ep, x in zip(episodes, excluded)])
+        if self.s.reward_norm == "batch" and not self.s.turn_rewards:
             values = self._normalise(values, excluded)
         turn_scores = self.reward.turn_scores(episodes) if self.s.turn_rewards else None
         return values, excluded, turn_scores
