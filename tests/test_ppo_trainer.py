@@ -157,3 +157,38 @@ def test_two_ppo_steps_change_policy_and_value_head_and_write_outputs(tiny_model
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2] and len(again.rewards) == 3
     assert latest_checkpoint(out).name == "step-2"
+
+
+class TurnReward:
+    """Terminal 0.9; turn k of an episode scores 0.1·(k + 1)."""
+
+    name = "turns"
+
+    def score(self, episodes):
+        return [RewardResult(0.9) for _ in episodes]
+
+    def turn_scores(self, episodes):
+        return [[0.1 * (k + 1) for k, m in enumerate(m for m in ep.messages if m.role == "assistant")]
+                for ep in episodes]
+
+
+def test_turn_rewards_replace_the_terminal_reward():
+    from types import SimpleNamespace
+
+    from trainers.ppo import PPOTrainer
+
+    tok = SimpleNamespace(pad_token_id=0)
+
+    def trainer(reward, **settings):
+        return PPOTrainer(accelerator=None, model=None, optimizer=None, tokenizer=tok,
+                          settings=PPOSettings(**settings), rollout=None, simulator=None,
+                          reward=reward, tasks=[], runlog=None)
+
+    ep = three_turn_episode()
+    terminal, excluded, turns = trainer(TurnReward(), turn_rewards=True).score([ep])
+    assert terminal.tolist() == [0.0] and turns == [[0.1, 0.2, pytest.approx(0.3)]]
+    assert ep.reward == 0.9 and excluded == [False]  # still logged
+    terminal, _, turns = trainer(TurnReward()).score([ep])
+    assert terminal.tolist() == [pytest.approx(0.9)] and turns is None
+    with pytest.raises(ValueError, match="turn_scores"):
+        trainer(ShortReward(), turn_rewards=True)
