@@ -192,3 +192,12 @@ def test_turn_rewards_replace_the_terminal_reward():
     assert terminal.tolist() == [pytest.approx(0.9)] and turns is None
     with pytest.raises(ValueError, match="turn_scores"):
         trainer(ShortReward(), turn_rewards=True)
+
+
+def test_demo_ppo_stage_is_optional():
+    from wildsim.demo import DemoConfig
+
+    assert "ppo" not in DemoConfig().stages
+    assert DemoConfig(stages=["rl", "ppo"]).stages == ["rl", "ppo"]
+    with pytest.raises(ValueError, match="unknown stage"):
+        DemoConfig(stages=["pp"])
