@@ -441,10 +441,10 @@ class PPOTrainer:
         grad_norm = self.acc.clip_grad_norm_(self.model.parameters(), self.s.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad()
-        return {"ppo/policy_loss": float(pol.loss), "ppo/value_loss": float(vloss),
-                "ppo/loss": float(loss), "ppo/clipfrac": float(pol.clipfrac),
+        return {"ppo/policy_loss": float(pol.loss.detach()), "ppo/value_loss": float(vloss.detach()),
+                "ppo/loss": float(loss.detach()), "ppo/clipfrac": float(pol.clipfrac),
                 "ppo/vf_clipfrac": float(vclip), "ppo/approx_kl": float(pol.approx_kl),
-                "ppo/entropy": float(entropy),
+                "ppo/entropy": float(entropy.detach()),
                 "ppo/grad_norm": float(grad_norm) if grad_norm is not None else float("nan")}
 
     def log(self, step: int, episodes: list[Episode], data: StepData, update: dict[str, float],
