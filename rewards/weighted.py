@@ -24,7 +24,7 @@ from corpora.types import Episode
 from rewards.base import REWARD_KINDS, Reward, RewardResult
 
 #: Modules that register reward kinds; imported before a kind is looked up.
-KIND_MODULES = ("rewards.judge", "rewards.rules", "rewards.weighted")
+KIND_MODULES = ("rewards.judge", "rewards.rules", "rewards.weighted", "rewards.multiturn")
 
 
 @REWARD_KINDS.register("weighted")

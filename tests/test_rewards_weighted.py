@@ -82,7 +82,7 @@ def test_build_reward_from_config_by_hand():
 
 
 def test_build_reward_errors():
-    with pytest.raises(UnknownNameError, match="Did you mean 'judge'.*Known: judge, rule, weighted"):
+    with pytest.raises(UnknownNameError, match="Did you mean 'judge'.*Known: judge, multiturn, rule, weighted"):
         build_reward({"kind": "jduge"})
     with pytest.raises(ValueError, match="mapping with a kind"):
         build_reward({"rule": "asks_question"})

@@ -3,6 +3,7 @@
     wildsim demo --out runs/demo                 # all stages
     wildsim demo --stages '[rl]'                 # only GRPO
     wildsim demo --rl_steps 4 --finetune_steps 4  # a shorter run
+    wildsim demo --stages '[rl, ppo]'            # GRPO and PPO on the same preset budget
 
 Stages, each writing into its own folder under --out:
 1. rl        GRPO on the builtin SmolLM2-135M-Instruct (LoRA) against the role-play simulator
@@ -15,6 +16,9 @@ Stages, each writing into its own folder under --out:
              training reward (one scorer for training and evaluation).
 4. wildbench WildBench-format pairwise judging of the RL adapter against the base model on the
              bundled sample, judged by the 135M model: a smoke test of the pipeline only.
+Optional (not in the default stages, to keep the demo within its time budget):
+   ppo       multi-turn PPO with a value head on the same model, reward and simulator
+             (configs/experiments/ppo_demo_cpu.yaml), writing the same outputs as stage rl.
 It ends with a summary (printed and written to OUT/summary.md).
 """
 
@@ -32,6 +36,7 @@ from corpora.types import Task
 from wildsim.config import option, parse_config, save_config
 
 STAGES = ("rl", "simulator", "crosssim", "wildbench")
+OPTIONAL_STAGES = ("ppo",)
 
 
 @dataclass
@@ -39,9 +44,12 @@ class DemoConfig:
     """Settings of the CPU demo."""
 
     out: str = option("runs/demo", help="output folder; each stage writes a subfolder")
-    stages: list[str] = option(list(STAGES), help=f"stages to run, in order, from {list(STAGES)}")
+    stages: list[str] = option(list(STAGES), help=f"stages to run, in order, from "
+                               f"{list(STAGES + OPTIONAL_STAGES)}")
     rl_config: str = option("configs/experiments/demo_cpu.yaml", help="GRPO preset of stage rl")
     rl_steps: int = option(0, help="GRPO steps (0: the preset's)")
+    ppo_config: str = option("configs/experiments/ppo_demo_cpu.yaml", help="PPO preset of stage ppo")
+    ppo_steps: int = option(0, help="PPO steps (0: the preset's)")
     sim_config: str = option("configs/simulators/demo_cpu.yaml",
                              help="simulator fine-tuning preset of stage simulator")
     finetune_steps: int = option(8, help="simulator fine-tuning steps (0: the preset's)")
@@ -57,9 +65,10 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0 = torch's default), got {self.threads}")
-        unknown = [s for s in self.stages if s not in STAGES]
+        unknown = [s for s in self.stages if s not in STAGES + OPTIONAL_STAGES]
         if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+            raise ValueError(f"unknown stage(s) {unknown}; choose from "
+                             f"{list(STAGES + OPTIONAL_STAGES)}")
 
 
 def _rl(cfg: DemoConfig, out: Path) -> dict[str, Any]:
@@ -74,6 +83,20 @@ def _rl(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     result = run_training(rl_cfg)
     return {"out": str(result.out_dir), "adapter": str(result.final_dir), "steps": result.steps,
             "reward": rl_cfg.reward, "reward_per_step": result.rewards,
+            "reward_first_quarter": result.reward_start, "reward_last_quarter": result.reward_end,
+            "wall_s": round(result.wall_s, 1), "peak_rss_mb": round(result.peak_rss_mb)}
+
+
+def _ppo(cfg: DemoConfig, out: Path) -> dict[str, Any]:
+    from trainers.train_ppo import TrainPPOConfig, run_training
+
+    flags = ["--config", cfg.ppo_config, "--out", str(out / "train_ppo")]
+    if cfg.ppo_steps:
+        flags += ["--ppo.steps", str(cfg.ppo_steps)]
+    ppo_cfg = parse_config(TrainPPOConfig, flags)
+    result = run_training(ppo_cfg)
+    return {"out": str(result.out_dir), "adapter": str(result.final_dir), "steps": result.steps,
+            "reward": ppo_cfg.reward, "reward_per_step": result.rewards,
             "reward_first_quarter": result.reward_start, "reward_last_quarter": result.reward_end,
             "wall_s": round(result.wall_s, 1), "peak_rss_mb": round(result.peak_rss_mb)}
 
@@ -191,6 +214,10 @@ def _summary(results: dict[str, Any], wall: dict[str, float]) -> str:
         lines += [f"- GRPO: {rl['steps']} steps, reward {describe_reward(rl['reward'])}: first quarter "
                   f"{rl['reward_first_quarter']:.3f} -> last quarter {rl['reward_last_quarter']:.3f}; "
                   f"curve {rl['out']}/reward_curve.png, transcripts {rl['out']}/transcripts.html"]
+    ppo = results.get("ppo")
+    if ppo:
+        lines += [f"- PPO: {ppo['steps']} steps: first quarter {ppo['reward_first_quarter']:.3f} -> "
+                  f"last quarter {ppo['reward_last_quarter']:.3f}; curve {ppo['out']}/reward_curve.png"]
     sim = results.get("simulator")
     if sim:
         lines += [f"- {sim['summary']}"]
@@ -222,6 +249,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         if stage == "rl":
             results["rl"] = _rl(cfg, out)
             adapter = results["rl"]["adapter"]
+        elif stage == "ppo":
+            results["ppo"] = _ppo(cfg, out)
         elif stage == "simulator":
             results["simulator"] = _simulator(cfg, out)
         elif stage in ("crosssim", "wildbench") and not Path(adapter).exists():
