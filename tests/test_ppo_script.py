@@ -78,7 +78,7 @@ def test_script_runs_tiny_ppo(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.multiproc
-def test_two_process_deepspeed_zero2_ppo(tiny_model_dir, tmp_path):
+def test_two_process_deepspeed_zero2_ppo(tiny_model_dir, tmp_path, deepspeed_ops_built):
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if launcher is None:
         pytest.skip("accelerate's launcher is not installed in this environment")

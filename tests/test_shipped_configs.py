@@ -24,6 +24,7 @@ CONFIGS = REPO / "configs"
 #: (glob under configs/, "module:ConfigClass"): the job each preset belongs to. A YAML file that no
 #: pattern covers fails test_every_yaml_has_a_job: add its job here.
 JOBS: list[tuple[str, str]] = [
+    ("experiments/ppo_*.yaml", "trainers.train_ppo:TrainPPOConfig"),
     ("experiments/*.yaml", "trainers.train_rl:TrainRLConfig"),
     ("simulators/*.yaml", "trainers.sft:SimulatorTrainConfig"),
     ("eval/cross_sim*.yaml", "eval.cross_sim:CrossSimConfig"),
