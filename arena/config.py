@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from wildsim.config import ConfigError, option, to_dict
+from foundation.config import ConfigError, option, to_dict
 
 TASK_SOURCES_HELP = ("'own' (participants bring their own task) or the path of a prepared Task "
                      "file/folder (wildsim data prepare): each participant is shown one intent")

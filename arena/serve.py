@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from arena.config import StudyConfig
-from wildsim.config import from_dict, parse_config, to_dict
+from foundation.config import from_dict, parse_config, to_dict
 
 CONFIG_ENV = "ARENA_STUDY_CONFIG"
 DEMO_ADAPTER = Path("runs/demo/train_rl/final")

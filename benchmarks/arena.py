@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from arena.config import StudyConfig  # noqa: E402
 from arena.tempdb import PostgresServer, free_port  # noqa: E402
-from wildsim.config import save_config  # noqa: E402
+from foundation.config import save_config  # noqa: E402
 
 
 class InstantAssistant(BaseHTTPRequestHandler):

@@ -56,7 +56,7 @@ def run_one(which: str, args: argparse.Namespace, model: str, out: str) -> dict:
     import resource
 
     from rewards import build_reward
-    from wildsim.config import from_dict
+    from foundation.config import from_dict
 
     tasks = [Task(task_id=f"t{i}", intent="help", opening=f"hello, help me with thing {i}")
              for i in range(4)]

@@ -31,7 +31,7 @@ from eval import eval_report as rep
 from rewards.base import attach_result
 from eval import stats
 from trainers.rollout import RolloutConfig, make_policy, run_rollout
-from wildsim.config import ConfigError, option, parse_config, save_config, to_dict
+from foundation.config import ConfigError, option, parse_config, save_config, to_dict
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from corpora.types import Message
-from wildsim.config import option, parse_config, save_config
+from foundation.config import option, parse_config, save_config
 
 
 class FidelityInputError(ValueError):

@@ -49,7 +49,7 @@ import numpy as np
 from corpora.types import Episode, Message, Task
 from eval.divergence import js
 from eval import style
-from wildsim.config import option, parse_config, save_config
+from foundation.config import option, parse_config, save_config
 
 
 # --- pure metrics -------------------------------------------------------------------------------

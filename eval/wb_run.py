@@ -19,7 +19,7 @@ from eval.wb_judge import (JudgeSettings, ScoreTask, TaskMeta, checklist_tasks, 
                            reward_tasks, score_tasks)
 from eval.wb_prompts import JudgeContext
 from eval.wb_summary import checklist_summary, reward_summary, score_summary
-from wildsim.config import to_dict
+from foundation.config import to_dict
 
 log = logging.getLogger(__name__)
 PROMPT_VERSION = "wb-v2"  # bump when the judge prompts change, so cached verdicts are not reused

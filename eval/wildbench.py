@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from wildsim.config import ConfigError, from_dict, option, save_config
+from foundation.config import ConfigError, from_dict, option, save_config
 
 log = logging.getLogger(__name__)
 MODES = ("reward", "checklist", "score")

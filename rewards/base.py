@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from corpora.types import Episode
-from wildsim.registry import Registry
+from foundation.registry import Registry
 
 
 @dataclass

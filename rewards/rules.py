@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from corpora.types import Episode
 from rewards.base import REWARD_KINDS, RewardResult
-from wildsim.registry import Registry
+from foundation.registry import Registry
 
 Rule = Callable[..., float]
 RULES: Registry[Rule] = Registry("rule")

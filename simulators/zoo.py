@@ -36,7 +36,7 @@ import yaml
 from engines.base import Sampling
 from simulators.base import SIMULATOR_KINDS, UserSimulator
 from simulators.persona import REPO_ROOT, resolve_path
-from wildsim.registry import Registry
+from foundation.registry import Registry
 
 DEFAULT_ZOO = REPO_ROOT / "configs" / "simulators.yaml"
 #: Sampling every zoo entry starts from (the published simulator settings).

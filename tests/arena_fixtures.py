@@ -121,7 +121,7 @@ class StudyServer:
     """`python -m wildsim arena serve --config FILE` in a subprocess on a free port."""
 
     def __init__(self, cfg: StudyConfig, folder: Path, env: dict[str, str] | None = None):
-        from wildsim.config import save_config
+        from foundation.config import save_config
         self.config_path = save_config(cfg, folder / "study.yaml")
         self.port = free_port()
         self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}

@@ -9,7 +9,7 @@ import pytest
 
 from arena.assignment import model_a_on_left, pair_for
 from arena.config import StudyConfig
-from wildsim.config import ConfigError, iter_fields, parse_config
+from foundation.config import ConfigError, iter_fields, parse_config
 
 TWO = {"a": "openai:http://127.0.0.1:1/v1#a", "b": "openai:http://127.0.0.1:1/v1#b"}
 

@@ -9,7 +9,7 @@ import pkgutil
 import pytest
 import yaml
 
-from wildsim.config import ConfigError, from_dict, iter_fields, option, parse_config, save_config
+from foundation.config import ConfigError, from_dict, iter_fields, option, parse_config, save_config
 
 
 @dataclasses.dataclass

@@ -171,7 +171,7 @@ def test_count_in_details_finds_nested_judge_failures():
 def test_shipped_configs_parse(name):
     from pathlib import Path
 
-    from wildsim.config import from_dict
+    from foundation.config import from_dict
 
     data = yaml.safe_load((Path(__file__).parents[1] / "configs" / "eval" / name).read_text())
     cfg = from_dict(cross_sim.CrossSimConfig, data)

@@ -112,7 +112,7 @@ def trainer_parts(tiny_model_dir, tmp_path_factory):
     from transformers import AutoTokenizer
 
     from trainers.train_rl import TrainRLConfig
-    from wildsim.config import from_dict
+    from foundation.config import from_dict
 
     out = tmp_path_factory.mktemp("grpo")
     cfg = from_dict(TrainRLConfig, {

@@ -103,7 +103,7 @@ def test_episodes_every_judge_failed_on_are_not_trained_on(tiny_model_dir, tmp_p
 
     from rewards.judge import JudgeReward
     from trainers.train_rl import TrainRLConfig, run_training
-    from wildsim.config import from_dict
+    from foundation.config import from_dict
 
     server = FirstOnlyJudgeServer()
     try:

@@ -99,7 +99,7 @@ class ShortReward:
 
 def _config(tiny_model_dir, out, **ppo):
     from trainers.train_ppo import TrainPPOConfig
-    from wildsim.config import from_dict
+    from foundation.config import from_dict
 
     settings = {"steps": 2, "prompts_per_step": 2, "samples_per_prompt": 2, "minibatch_size": 2,
                 "ppo_epochs": 1, "learning_rate": 5e-3, "kl_coef": 0.05, **ppo}

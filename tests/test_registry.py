@@ -2,7 +2,7 @@
 
 import pytest
 
-from wildsim.registry import Registry, UnknownNameError
+from foundation.registry import Registry, UnknownNameError
 
 
 def test_register_get_and_names():

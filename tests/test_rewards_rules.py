@@ -9,7 +9,7 @@ import pytest
 from corpora.types import Episode, Message, Task
 from rewards.base import REWARD_KINDS
 from rewards.rules import RuleReward, asks_question, band_score, length_band, user_thanks
-from wildsim.registry import UnknownNameError
+from foundation.registry import UnknownNameError
 
 
 def episode(*turns: str) -> Episode:

@@ -10,7 +10,7 @@ from corpora.types import Episode, Message, Task
 from rewards.base import RewardResult
 from rewards.rules import RuleReward
 from rewards.weighted import WeightedReward, build_reward, weighted_sum
-from wildsim.registry import UnknownNameError
+from foundation.registry import UnknownNameError
 
 
 class Constant:

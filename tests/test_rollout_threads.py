@@ -4,7 +4,7 @@ from an instantaneous load reading."""
 import torch
 
 from trainers.train_rl import TrainRLConfig, choose_threads
-from wildsim.config import parse_config
+from foundation.config import parse_config
 from wildsim.demo import DemoConfig
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from engines.spec import parse_spec
-from wildsim.config import from_dict
+from foundation.config import from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

@@ -9,7 +9,7 @@ from simulators.mixture import MixtureSimulator
 from simulators.roleplay import RolePlaySimulator
 from simulators.base import SIMULATOR_KINDS
 from simulators.zoo import ZooError, known_simulators, load_simulator, load_zoo, simulator_class
-from wildsim.registry import UnknownNameError
+from foundation.registry import UnknownNameError
 
 PUBLISHED = ["roleplay1", "roleplay2", "roleplay3", "sftuser", "mixture"]
 

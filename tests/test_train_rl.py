@@ -13,7 +13,7 @@ import pytest
 from corpora.types import Episode, Message, Task
 from trainers.runlog import RunLog, moving_average, rename_trl_metrics, transcripts_html
 from trainers.train_rl import TrainRLConfig, policy_model_dir
-from wildsim.config import ConfigError, from_dict
+from foundation.config import ConfigError, from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from wildsim.config import ConfigError
+from foundation.config import ConfigError
 
 POSITION_FILE = "runlog.json"
 CONFIG_FILE = "run_config.yaml"

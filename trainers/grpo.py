@@ -36,7 +36,7 @@ from corpora.types import Episode, Task
 from engines.base import TokenOutput
 from rewards.base import attach_result
 from trainers.rollout import RolloutConfig, RolloutStats, make_policy, run_rollout
-from wildsim.config import option
+from foundation.config import option
 
 
 @dataclass

@@ -43,7 +43,7 @@ from trainers.advantages import (adaptive_kl_coef, clipped_policy_loss, clipped_
                                  entropy_from_logits, explained_variance, kl_penalty, masked_gae,
                                  masked_mean, masked_whiten, token_rewards)
 from trainers.rollout import RolloutConfig, make_policy, run_rollout
-from wildsim.config import option
+from foundation.config import option
 
 
 @dataclass

@@ -66,7 +66,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 
 from corpora.types import (END_LENGTH_CAP, END_TURN_CAP, END_USER, Episode, Message, TokenView)
 from engines.base import Sampling
-from wildsim.config import option
+from foundation.config import option
 
 
 @dataclass

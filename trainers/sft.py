@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from simulators.finetuned import SPEC_FILE, base_model_path
-from wildsim.config import option, save_config
+from foundation.config import option, save_config
 
 
 

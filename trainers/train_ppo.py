@@ -40,7 +40,7 @@ from trainers.runlog import RunLog  # noqa: E402
 from trainers.train_rl import (DEFAULT_REWARD, DataSection, PolicySection, RunResult,  # noqa: E402
                                SimulatorSection, _cap_simulator_tokens, _engine_loader,
                                _peft_config, choose_threads, load_tasks, policy_model_dir)
-from wildsim.config import ConfigError, option, parse_config, save_config  # noqa: E402
+from foundation.config import ConfigError, option, parse_config, save_config  # noqa: E402
 
 STATE_FILE = "trainer_state.json"
 
@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engines.spec import SpecError
     from simulators.zoo import ZooError
     from trainers.rollout import TemplateError
-    from wildsim.registry import UnknownNameError
+    from foundation.registry import UnknownNameError
 
     cfg = parse_config(TrainPPOConfig, argv, prog="wildsim train ppo",
                        description=__doc__.split("\n\n")[0])

@@ -42,7 +42,7 @@ from trainers.checkpoint import (CONFIG_FILE, FINISHED_FILE, check_same_config, 
                                  restore_position, save_position_callback)
 from trainers.rollout import RolloutConfig  # noqa: E402
 from trainers.runlog import RunLog, episode_record, rename_trl_metrics  # noqa: E402
-from wildsim.config import ConfigError, option, parse_config, save_config, to_dict  # noqa: E402
+from foundation.config import ConfigError, option, parse_config, save_config, to_dict  # noqa: E402
 
 DEFAULT_REWARD = {"kind": "rule", "rule": "length_band", "lo": 8, "hi": 25}
 
@@ -483,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from corpora.records import DataError
     from engines.spec import SpecError
     from trainers.rollout import TemplateError
-    from wildsim.registry import UnknownNameError
+    from foundation.registry import UnknownNameError
 
     cfg = parse_config(TrainRLConfig, argv, prog="wildsim train rl",
                        description=__doc__.split("\n\n")[0])

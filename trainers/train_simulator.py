@@ -19,7 +19,7 @@ import sys
 
 from corpora.records import DataError
 from trainers.sft import SimulatorTrainConfig, train_simulator
-from wildsim.config import parse_config
+from foundation.config import parse_config
 
 
 def main(argv: list[str] | None = None) -> int:

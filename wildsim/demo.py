@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from corpora.types import Task
 
-from wildsim.config import option, parse_config, save_config
+from foundation.config import option, parse_config, save_config
 
 STAGES = ("rl", "simulator", "crosssim", "wildbench")
 OPTIONAL_STAGES = ("ppo",)
