@@ -71,12 +71,15 @@ def generate(spec: str, contexts: Sequence[JudgeContext], cache_dir: Path, max_t
     return engine.chat(convs, Sampling(temperature=0.0, max_tokens=max_tokens))
 
 
-def load_judges(specs: Sequence[str], cache_dir: Path) -> dict[str, Any]:
-    """{spec: CachedChatEngine} for each judge; the cache key holds the spec and prompt version."""
+def load_judges(specs: Sequence[str], cache_dir: Path,
+                options: dict[str, dict] | None = None) -> dict[str, Any]:
+    """{spec: CachedChatEngine} for each judge (built with `options[spec]`, if any); the cache
+    key holds the spec and prompt version."""
     from engines.cache import CachedChatEngine
     from engines.spec import load_chat_engine
 
-    return {s: CachedChatEngine(load_chat_engine(s), cache_dir / "judge.jsonl",
+    options = options or {}
+    return {s: CachedChatEngine(load_chat_engine(s, **options.get(s, {})), cache_dir / "judge.jsonl",
                                 key_prefix=f"judge|{s}|{PROMPT_VERSION}",
                                 batch_size=cache_batch_size(s)) for s in specs}
 
@@ -148,7 +151,7 @@ def evaluate(cfg: Any, argv: Sequence[str]) -> Path:
             responses[m], missing_refs[m] = dataset_responses(m, refs)
         else:
             responses[m] = generate(m, contexts, cache, cfg.gen_max_tokens)
-    judges = load_judges(cfg.judges, cache)
+    judges = load_judges(cfg.judges, cache, cfg.judge_engine_options)
     settings = JudgeSettings(cfg.judge_max_tokens, cfg.json_schema)
     result: dict[str, Any] = {
         "command": rep.command_line(argv), "config": to_dict(cfg), "mode": cfg.mode,

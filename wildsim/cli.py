@@ -21,6 +21,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("eval", "turn-fidelity"): ("eval.turn_fidelity", "replay real prefixes; compare next user turns"),
     ("eval", "cross-sim"): ("eval.cross_sim", "assistants x simulators matrix with the training judge"),
     ("eval", "wildbench"): ("eval.wildbench", "WildBench pairwise / checklist / score judging"),
+    ("serve",): ("wildsim.serve", "start the vLLM servers a config needs; print their engine specs"),
     ("demo",): ("wildsim.demo", "the CPU demo: train, fine-tune a simulator, evaluate (make demo)"),
 }
 
