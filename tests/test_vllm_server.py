@@ -96,14 +96,15 @@ def test_roleplay_simulator_replies_parse_as_json(served):
     from simulators.roleplay import RolePlaySimulator
 
     sim = RolePlaySimulator(served["spec"], name="roleplay", opening="real", seed=0,
-                            sampling=Sampling(temperature=0.7, top_p=0.9, max_tokens=200))
+                            sampling=Sampling(temperature=0.7, top_p=0.9, max_tokens=700))
     episodes = [Episode(task=t, simulator="roleplay",
                         messages=[Message("user", t.opening), Message("assistant", "Sure! Tell me more.")])
                 for t in TASKS[:3]]
     turns = sim.reply(episodes)
     assert len(turns) == 3 and all(t.text for t in turns)
-    assert sim.stats.replies == 3
-    assert sim.stats.methods["json"] == 3, sim.stats  # 100% parsed as JSON with the schema
+    # every reply (an empty one is resampled once, also with the schema) parsed as JSON
+    assert sim.stats.replies >= 3
+    assert sim.stats.methods["json"] == sim.stats.replies, sim.stats
 
 
 def test_judge_reward_verdicts_parse(served):
