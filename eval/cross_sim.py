@@ -266,9 +266,11 @@ def summarize(cfg: CrossSimConfig, cells: dict[tuple[str, str], Cell], n_tasks: 
               for a in cfg.assistants for s in cfg.simulators]
     pairs = [paired_comparison(cells[(a, s)], cells[(b, s)], cfg.tie_tol, level, n_boot, seed)
              for a, b in cfg.pairs() for s in cfg.simulators]
+    from rewards.judge import judge_entry
+
     reward_cfg = cfg.reward
-    judges = [str(j) for j in reward_cfg.get("judges", [])] + [
-        str(j) for c in reward_cfg.get("components", []) for j in c.get("judges", [])]
+    judges = [judge_entry(j)[0] for j in reward_cfg.get("judges", [])] + [
+        judge_entry(j)[0] for c in reward_cfg.get("components", []) for j in c.get("judges", [])]
     return {
         "command": rep.command_line(argv), "config": to_dict(cfg), "n_tasks": n_tasks,
         "assistants": cfg.assistants, "simulators": cfg.simulators, "cells": matrix,

@@ -104,12 +104,15 @@ def generate(spec: str, contexts: Sequence[JudgeContext], cache_dir: Path, sampl
     return engine.chat(convs, sampling)
 
 
-def load_judges(specs: Sequence[str], cache_dir: Path) -> dict[str, Any]:
-    """{spec: CachedChatEngine} for each judge; the cache key holds the spec and prompt version."""
+def load_judges(specs: Sequence[str], cache_dir: Path,
+                options: dict[str, dict] | None = None) -> dict[str, Any]:
+    """{spec: CachedChatEngine} for each judge (built with `options[spec]`, if any); the cache
+    key holds the spec and prompt version."""
     from engines.cache import CachedChatEngine
     from engines.spec import load_chat_engine
 
-    return {s: CachedChatEngine(load_chat_engine(s), cache_dir / "judge.jsonl",
+    options = options or {}
+    return {s: CachedChatEngine(load_chat_engine(s, **options.get(s, {})), cache_dir / "judge.jsonl",
                                 key_prefix=f"judge|{s}|{PROMPT_VERSION}",
                                 batch_size=cache_batch_size(s)) for s in specs}
 
@@ -139,7 +142,7 @@ def evaluate(cfg: Any, argv: Sequence[str]) -> Path:
     if not contexts:
         raise SystemExit(f"wildsim eval wildbench: no tasks in {cfg.data!r}")
     responses, missing_refs = _responses(cfg, proto, contexts, meta, refs, cache)
-    judges = load_judges(cfg.judges, cache)
+    judges = load_judges(cfg.judges, cache, cfg.judge_engine_options)
     settings = JudgeSettings(cfg.judge_max_tokens or proto.judge_max_tokens, cfg.json_schema,
                              cfg.judge_tries or proto.judge_tries)
     result: dict[str, Any] = {

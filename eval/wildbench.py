@@ -48,6 +48,9 @@ class WildBenchConfig:
                                 "ref:gpt-4); each is compared with model_a in turn")
     judges: list[str] = option([], help="judge engine spec(s); verdicts are combined over judges "
                                "(reward/score: mean; checklist: per-item majority)")
+    judge_engine_options: dict[str, dict] = option(
+        {}, help="engine options per judge spec, e.g. {<Qwen3 judge spec>: {extra_body: "
+        "{chat_template_kwargs: {enable_thinking: false}}}}; judges not named get none")
     mode: Literal["reward", "checklist", "score"] = option(
         "reward", help="reward: WB-Reward pairwise; checklist: checklist-item win rate; "
         "score: WB-Score per response")
@@ -94,6 +97,10 @@ class WildBenchConfig:
             raise ConfigError("at least one judge is required: pass --judge SPEC (repeatable)")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode!r}")
+        stray = sorted(set(self.judge_engine_options) - set(self.judges))
+        if stray:
+            raise ConfigError(f"judge_engine_options names {stray}, which are not in judges "
+                              f"{self.judges}; use the judge specs exactly as written there")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1 (or omitted for all tasks), got {self.limit}")
         if self.protocol not in PROTOCOLS:

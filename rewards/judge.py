@@ -292,7 +292,11 @@ class JudgeReward:
     def from_config(cls, config: Mapping[str, Any], engine_loader: Callable[..., Any] | None = None
                     ) -> "JudgeReward":
         """From {kind: judge, judges: [spec, ...], protocol, failure_policy, tries,
-        drop_end_utterance, fallback, max_words, max_tokens, engine_options}."""
+        drop_end_utterance, fallback, max_words, max_tokens, engine_options}.
+
+        A judges item is a spec string or {spec: ..., engine_options: {...}}; its own options
+        are applied over the shared engine_options (so a Qwen3 judge's enable_thinking switch does
+        not reach another judge)."""
         cfg = dict(config)
         cfg.pop("kind", None)
         specs = cfg.pop("judges", None)
@@ -301,11 +305,12 @@ class JudgeReward:
         engine_options = cfg.pop("engine_options", {})
         max_tokens = cfg.pop("max_tokens", None)
         loader = engine_loader or _load
-        engines = [loader(spec, **engine_options) for spec in specs]
+        judges = [judge_entry(item, engine_options) for item in specs]
+        engines = [loader(spec, **options) for spec, options in judges]
         paper = cfg.get("protocol") == "paper"
         sampling = JUDGE_SAMPLING.with_(max_tokens=max_tokens, json_schema=PAPER_SCHEMA if paper
                                         else VERDICT_SCHEMA) if max_tokens else None
-        return cls(engines, names=[str(s) for s in specs], sampling=sampling, **cfg)
+        return cls(engines, names=[spec for spec, _ in judges], sampling=sampling, **cfg)
 
     def score(self, episodes: Sequence[Episode]) -> list[RewardResult]:
         """One result per episode: the judges see the task's intent and the messages."""
@@ -379,6 +384,21 @@ class JudgeReward:
     def metrics(self, prefix: str = "judge") -> dict[str, float]:
         """Verdict-parsing counters since construction, namespaced."""
         return self.stats.as_metrics(prefix)
+
+
+def judge_entry(item: Any, shared: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """(spec, engine options) of a judges-list item: a spec string, or a mapping
+    {spec: <engine spec>, engine_options: {...}} whose options go over `shared`."""
+    options = dict(shared or {})
+    if isinstance(item, str):
+        return item, options
+    if isinstance(item, Mapping) and isinstance(item.get("spec"), str):
+        unknown = sorted(set(item) - {"spec", "engine_options"})
+        if unknown or not isinstance(item.get("engine_options", {}), Mapping):
+            raise ValueError(f"judge {item!r}: write {{spec: <engine spec>, engine_options: "
+                             f"{{...}}}} (unknown keys: {unknown})")
+        return item["spec"], {**options, **dict(item.get("engine_options", {}))}
+    raise ValueError(f"judge {item!r} must be an engine spec or {{spec: ..., engine_options: ...}}")
 
 
 def _load(spec: str, **options: Any) -> ChatEngine:

@@ -87,9 +87,13 @@ EMPTY_ASSISTANT = "(the assistant sent an empty message)"
 STOCK_OPENING = "Hi, can you help me with something?"
 STOCK_REPLY = "Can you go on? I'm not sure that answers what I need."
 
+#: The reply format servers constrain decoding to. The length caps (characters) make the grammar
+#: close the object well within the published 1024-token budget, so a rambling string cannot run
+#: into max_tokens and leave unparsable, truncated JSON.
 REPLY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"thought": {"type": "string"}, "response": {"type": "string"}},
+    "properties": {"thought": {"type": "string", "maxLength": 300},
+                   "response": {"type": "string", "maxLength": 2000}},
     "required": ["thought", "response"],
 }
 

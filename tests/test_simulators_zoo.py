@@ -28,7 +28,10 @@ def test_the_published_five_and_cpu_variants_are_defined():
     zoo = load_zoo()
     for name in PUBLISHED[:4]:
         assert zoo.get(f"{name}-cpu").engine.startswith(("builtin:", "hf:"))
-    assert zoo.get("roleplay1").engine == "vllm:Qwen/Qwen2.5-14B-Instruct"
+    # the GPU entries talk to vLLM servers whose address one environment variable sets
+    assert zoo.get("roleplay1").engine == \
+        "openai:${WILDSIM_SIMULATOR_URL:-http://localhost:8003/v1}#Qwen/Qwen2.5-14B-Instruct"
+    assert zoo.get("sftuser").engine == "openai:${WILDSIM_SFTUSER_URL:-http://localhost:8004/v1}#sftuser"
 
 
 @pytest.mark.parametrize("name", [n for n in known_simulators() if not n.startswith(("sftuser", "mixture"))])
@@ -44,7 +47,7 @@ def test_entries_get_their_kind_options_and_sampling():
     assert rp3.opening == "real" and [p.name for p in rp3.bank] == [
         "default", "impatient", "typos", "side_questions"]
     assert (rp1.sampling.temperature, rp1.sampling.top_p, rp1.sampling.max_tokens) == (0.7, 0.9, 1024)
-    assert rp1.engine.spec == "vllm:Qwen/Qwen2.5-14B-Instruct"
+    assert rp1.engine.spec == "openai:${WILDSIM_SIMULATOR_URL:-http://localhost:8003/v1}#Qwen/Qwen2.5-14B-Instruct"
 
 
 def test_finetuned_kind_is_found_lazily():

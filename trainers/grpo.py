@@ -134,29 +134,85 @@ def task_dataset(tasks: Sequence[Task]):
 
 
 class TRLVLLMEngine:
-    """TokenEngine over TRL's vLLM generation (`use_vllm`). Sampling comes from the GRPOConfig
-    (temperature, top_p, max_completion_length = rollout.max_tokens). Every call is padded to
-    `slots` prompts, because TRL's server mode slices results assuming every rank sends equally
-    many prompts."""
+    """TokenEngine over TRL's vLLM generation (`use_vllm`; `generation` is the trainer's
+    `vllm_generation`). Each call honours its Sampling: temperature, top_p, max_tokens (the
+    rollout's 1-token dummy calls generate one token), stop strings and the seed.
 
-    def __init__(self, trainer: Any, slots: int):
-        self.trainer = trainer
-        self.tokenizer = trainer.processing_class
-        self.eos_token_ids = set(trainer.eos_token_ids)
+    - colocate: the process's own `vllm.LLM` generates exactly the prompts given, one
+      SamplingParams per prompt (seed + i, as engines/vllm_engine.py does), no padding.
+    - server: TRL's client sends every rank's prompts to the `trl vllm-serve` server in one
+      request and hands each rank its slice, so every rank sends `slots` prompts (the live ones,
+      then copies of the shortest) and all ranks use the largest max_tokens any of them asked
+      for; that server takes one set of sampling settings per request (its own seed, no stops).
+    """
+
+    def __init__(self, generation: Any, eos_token_ids: set[int], tokenizer: Any, slots: int):
+        if generation.mode == "colocate" and (generation.tensor_parallel_size != 1
+                                              or generation.enable_sleep_mode):
+            raise ValueError("TRLVLLMEngine in colocate mode needs vllm_tensor_parallel_size 1 and "
+                             "vllm_enable_sleep_mode false")
+        self.generation = generation
+        self.tokenizer = tokenizer
+        self.eos_token_ids = set(eos_token_ids)
         self.slots = slots
 
+    @classmethod
+    def for_trainer(cls, trainer: Any, slots: int) -> "TRLVLLMEngine":
+        """The engine for a GRPOTrainer, its vLLM weights synced to the live policy first (TRL
+        syncs only inside its own generation step, so validation would score stale weights)."""
+        if trainer.state.global_step != getattr(trainer, "_last_loaded_step", None):
+            trainer.vllm_generation.sync_weights()
+            trainer._last_loaded_step = trainer.state.global_step
+        return cls(trainer.vllm_generation, set(trainer.eos_token_ids), trainer.processing_class,
+                   slots)
+
     def generate(self, prompt_ids: Sequence[Sequence[int]], sampling: Any) -> list[TokenOutput]:
-        filler = list(prompt_ids[0]) if prompt_ids else [min(self.eos_token_ids)]
-        padded = [list(p) for p in prompt_ids] + [filler] * max(0, self.slots - len(prompt_ids))
-        _, completions, logprobs, _ = self.trainer.vllm_generation.generate(
-            prompts=padded, images=None, num_generations=1)
-        outs = []
-        for i in range(len(prompt_ids)):
-            ids = list(completions[i])
-            lps = [lp[0] for lp in logprobs[i]] if logprobs is not None else None
-            finish = "stop" if ids and ids[-1] in self.eos_token_ids else "length"
-            outs.append(TokenOutput(ids, lps, finish))
-        return outs
+        if self.generation.mode == "colocate":
+            outs = self._colocate(prompt_ids, sampling)
+        else:
+            outs = self._server(prompt_ids, sampling)
+        return [self._output(ids, lps, sampling) for ids, lps in outs]
+
+    def _colocate(self, prompt_ids: Sequence[Sequence[int]], sampling: Any) -> list[tuple]:
+        from engines.vllm_engine import sampling_params
+
+        if not prompt_ids:
+            return []
+        params = [sampling_params(sampling, i, logprobs=True) for i in range(len(prompt_ids))]
+        requests = self.generation.llm.generate(
+            [{"prompt_token_ids": list(p)} for p in prompt_ids], params, use_tqdm=False)
+        return [(list(r.outputs[0].token_ids),
+                 [step[tok].logprob for step, tok in zip(r.outputs[0].logprobs or [],
+                                                         r.outputs[0].token_ids)])
+                for r in requests]
+
+    def _server(self, prompt_ids: Sequence[Sequence[int]], sampling: Any) -> list[tuple]:
+        from accelerate.utils import gather_object
+
+        gen = self.generation
+        filler = min(prompt_ids, key=len) if prompt_ids else [min(self.eos_token_ids)]
+        padded = [list(p) for p in prompt_ids] + [list(filler)] * max(0, self.slots - len(prompt_ids))
+        max_tokens = max(gather_object([sampling.max_tokens]))  # the main process's value is used
+        saved = (gen.max_completion_length, gen.temperature, gen.top_p)
+        gen.max_completion_length, gen.temperature, gen.top_p = (
+            max_tokens, sampling.temperature, sampling.top_p)
+        try:
+            _, completions, logprobs, _ = gen.generate(prompts=padded, images=None, num_generations=1)
+        finally:
+            gen.max_completion_length, gen.temperature, gen.top_p = saved
+        return [(list(completions[i])[:sampling.max_tokens],
+                 None if logprobs is None else [lp[0] for lp in logprobs[i]][:sampling.max_tokens])
+                for i in range(len(prompt_ids))]
+
+    def _output(self, ids: list[int], lps: list[float] | None, sampling: Any) -> TokenOutput:
+        finish = "stop" if ids and ids[-1] in self.eos_token_ids else "length"
+        if sampling.stop:
+            from engines.hf import cut_at_stop
+
+            ids, hit = cut_at_stop(ids, sampling.stop, self.tokenizer)
+            lps = None if lps is None else lps[:len(ids)]
+            finish = "stop" if hit else finish
+        return TokenOutput(ids, lps, finish)
 
 
 def epoch_seeded(sampler: Any, epoch_of: Callable[[], int]) -> Any:
@@ -257,7 +313,7 @@ def policy_engine(trainer: Any, slots: int) -> Iterator[Any]:
     HFEngine around the model unwrapped for generation (ZeRO-3 weights gathered, gradient
     checkpointing off for the duration)."""
     if trainer.use_vllm:
-        yield TRLVLLMEngine(trainer, slots)
+        yield TRLVLLMEngine.for_trainer(trainer, slots)
         return
     from engines.hf import HFEngine
     from trl.models import unwrap_model_for_generation

@@ -25,6 +25,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("arena", "serve"): ("arena.serve", "serve a human study: participants compare two assistants"),
     ("arena", "analyze"): ("arena.analyze", "study win rates, sign tests, Bradley-Terry ratings"),
     ("arena", "export"): ("arena.export", "study votes as battles JSONL or conversations as WildChat"),
+    ("serve",): ("wildsim.serve", "start the vLLM servers a config needs; print their engine specs"),
     ("demo",): ("wildsim.demo", "the CPU demo: train, fine-tune a simulator, evaluate (make demo)"),
 }
 
