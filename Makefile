@@ -34,7 +34,7 @@ system-deps:
 	[ -x "$(PG_BIN)/initdb" ] && [ -x "$(PG_BIN)/pg_ctl" ] || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "system-deps: installing$$missing"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	else echo "system-deps: chromium, chromium-driver and PostgreSQL ($(PG_BIN)) are present"; fi
 	@[ -x "$(PG_BIN)/initdb" ] || { echo "system-deps: no PostgreSQL binaries in $(PG_BIN)"; exit 1; }
 
