@@ -186,7 +186,7 @@ class OpenAIChatEngine:
         bodies = [completion_body(self, i, ids, sampling, logprobs) for i, ids in enumerate(prompt_ids)]
         outputs: list[TokenOutput | None] = [None] * len(bodies)
         for index, output in self._each("/completions", bodies,
-                                        lambda text: token_output(text, sampling, self.tokenizer)):
+                                        lambda text: token_output(text, sampling, self.tokenizer, logprobs)):
             outputs[index] = output
         return outputs  # type: ignore[return-value]
 

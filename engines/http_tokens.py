@@ -71,9 +71,11 @@ def completion_body(engine: Any, index: int, prompt_ids: Sequence[int], sampling
     return body
 
 
-def token_output(text: str, sampling: Sampling, tokenizer: Any = None) -> TokenOutput:
-    """The TokenOutput of a /completions answer body. A malformed body is retryable; an answer
-    without ids, or that finished for another reason than stop/length, is an EngineRequestError."""
+def token_output(text: str, sampling: Sampling, tokenizer: Any = None, logprobs: bool = True
+                 ) -> TokenOutput:
+    """The TokenOutput of a /completions answer body (log-probabilities only when `logprobs`). A
+    malformed body is retryable; an answer without ids, or that finished for another reason than
+    stop/length, is an EngineRequestError."""
     try:
         choice = json.loads(text)["choices"][0]
         finish = choice.get("finish_reason")
@@ -86,19 +88,19 @@ def token_output(text: str, sampling: Sampling, tokenizer: Any = None) -> TokenO
     ids = choice.get("token_ids")
     if ids is None:
         ids = _ids_from_tokens(lp.get("tokens"), text)
-    logprobs = lp.get("token_logprobs") if lp else None
-    if not all(isinstance(t, int) for t in ids) or (
-            logprobs is not None and (len(logprobs) != len(ids)
-                                      or not all(isinstance(x, (int, float)) for x in logprobs))):
-        raise RetryableError(f"completions body with inconsistent ids/logprobs {snippet(text)}")
-    logprobs = [float(x) for x in logprobs] if logprobs is not None else None
+    lps = lp.get("token_logprobs") if logprobs else None
+    if not all(isinstance(t, int) for t in ids) or (logprobs and (
+            not isinstance(lps, list) or len(lps) != len(ids)
+            or not all(isinstance(x, (int, float)) for x in lps))):
+        raise RetryableError(f"completions body with missing or inconsistent ids/logprobs {snippet(text)}")
+    lps = [float(x) for x in lps] if logprobs else None
     stop_reason = choice.get("stop_reason")
     if sampling.stop and isinstance(stop_reason, str) and stop_reason in sampling.stop and tokenizer is not None:
         from engines.hf import cut_at_stop
 
         ids, _ = cut_at_stop(ids, sampling.stop, tokenizer)
-        logprobs = logprobs[:len(ids)] if logprobs is not None else None
-    return TokenOutput(ids=list(ids), logprobs=logprobs, finish=finish)
+        lps = lps[:len(ids)] if lps is not None else None
+    return TokenOutput(ids=list(ids), logprobs=lps, finish=finish)
 
 
 def _ids_from_tokens(tokens: Any, text: str) -> list[int]:

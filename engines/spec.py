@@ -44,7 +44,7 @@ BACKEND_OPTIONS = {
     "vllm": ("dtype", "gpu_memory_utilization", "max_model_len", "max_lora_rank", "seed",
              "tensor_parallel_size", "enforce_eager"),
     "openai": ("api_key_env", "max_concurrency", "timeout", "max_retries", "backoff",
-               "max_backoff", "extra_body"),
+               "max_backoff", "extra_body", "tokenizer"),
 }
 
 
