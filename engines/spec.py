@@ -153,12 +153,14 @@ def load_chat_engine(spec: str | EngineSpec, **opts: Any):
 
 
 def load_token_engine(spec: str | EngineSpec, **opts: Any):
-    """Build (or reuse) a TokenEngine for a spec; openai specs cannot serve token ids."""
+    """Build (or reuse) a TokenEngine for a spec. openai specs are refused: the policy's engine
+    must follow the trainer's weights, which a server does not (a served simulator uses the
+    openai engine's `generate` through load_chat_engine(spec, tokenizer=...))."""
     parsed = parse_spec(spec)
     if parsed.backend == "openai":
-        raise SpecError(f"engine spec {str(parsed)!r}: an OpenAI-compatible server returns text, "
-                        "not the exact token ids a trainer needs; use a builtin:, hf: or vllm: "
-                        "spec for the policy.")
+        raise SpecError(f"engine spec {str(parsed)!r}: an OpenAI-compatible server does not follow "
+                        "the trainer's weight updates; use a builtin:, hf: or vllm: spec for the "
+                        "policy.")
     return _load(parsed, opts)
 
 

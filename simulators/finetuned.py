@@ -118,7 +118,8 @@ class FinetunedSimulator:
     no_end_turns: the first this-many user turns may not end the conversation
     min_chars:   a turn shorter than this (after whitespace normalisation) is resampled
     max_retries: resamples per turn at most; temperature_step added each time, capped at 1.0
-    layout:      "userlm" (roles kept; needs a TokenEngine) or "swapped" (see the module docstring)
+    layout:      "userlm" (roles kept; needs token ids: a TokenEngine, or an openai: engine
+                 with its tokenizer) or "swapped" (see the module docstring)
     dedup:       "project" (stricter guardrails) or "published" (previous-turn exact repeat only)
     tokenizer:   for an ``openai:`` engine (given as a spec string): the served model's tokenizer,
                  a local folder or hub id (``${VAR:-default}`` references are expanded)
