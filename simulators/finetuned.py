@@ -43,6 +43,7 @@ from typing import Any, Sequence
 
 from corpora.types import Episode, Message
 from engines.base import Sampling
+from engines.spec import expand_env
 from simulators.base import SIMULATOR_KINDS, UserTurn
 from simulators.flipped import (DEFAULT_LAYOUT, END_TOKEN, check_layout, generation_prompt_ids,
                                 layout_messages)
@@ -178,7 +179,8 @@ class FinetunedSimulator:
         opts = {k: v for k, v in entry.engine_options.items() if k in ("dtype", "device")}
         options = dict(entry.options)
         tokenizer = options.pop("tokenizer", None)
-        options.setdefault("layout", recorded_layout(entry.engine))
+        served = entry.engine.startswith("openai:") and tokenizer  # the folder the server loads
+        options.setdefault("layout", recorded_layout(expand_env(str(tokenizer)) if served else entry.engine))
         return cls(load_simulator_engine(entry.engine, tokenizer=tokenizer, **opts), name=entry.name,
                    sampling=entry.sampling_settings(), seed=seed, **options)
 
@@ -273,8 +275,8 @@ SPEC_FILE = "wildsim_simulator.json"  # written by trainers/sft.py beside a trai
 
 def recorded_layout(spec_or_folder: str | None) -> str:
     """The layout a training output folder records in its wildsim_simulator.json (the folder given
-    as a path, ``hf:<folder>`` or ``hf:<base>@lora=<folder>``); DEFAULT_LAYOUT otherwise (e.g. a
-    released checkpoint)."""
+    as a path, ``hf:<folder>`` or ``hf:<base>@lora=<folder>``; for its ``merged`` subfolder, the
+    training folder's record); DEFAULT_LAYOUT otherwise (e.g. a released checkpoint)."""
     import json
     from pathlib import Path
 
@@ -282,9 +284,9 @@ def recorded_layout(spec_or_folder: str | None) -> str:
         return DEFAULT_LAYOUT
     folder = spec_or_folder.split(":", 1)[1] if spec_or_folder.startswith(("hf:", "vllm:")) else spec_or_folder
     folder = folder.split("@lora=", 1)[-1]
-    marker = Path(folder) / SPEC_FILE
-    if marker.exists():
-        return json.loads(marker.read_text()).get("layout", "swapped")
+    for marker in (Path(folder) / SPEC_FILE, Path(folder).parent / SPEC_FILE):
+        if marker.exists() and (marker.parent == Path(folder) or Path(folder).name == "merged"):
+            return json.loads(marker.read_text()).get("layout", "swapped")
     return DEFAULT_LAYOUT
 
 

@@ -256,3 +256,27 @@ def test_userlm_over_a_server_without_tokenizer_names_the_option(tmp_path):
     with pytest.raises(ValueError, match=r"tokenizer '/nowhere/merged' could not be loaded.*--save_merged"):
         load_simulator("sft", _zoo(tmp_path, "openai:http://127.0.0.1:9/v1#sftuser",
                                    {"tokenizer": "/nowhere/merged"}))
+
+
+def test_the_served_folder_s_training_record_sets_the_layout(served_tokenizer, tmp_path):
+    """OUT/merged is served; OUT/wildsim_simulator.json records a swapped-layout training run, so
+    the entry writes the user turn after the assistant header."""
+    import json
+
+    from simulators.zoo import load_simulator
+    from tests.eval_fixtures import ScriptedChatServer
+    from tests.test_engines_http import vllm_choice
+
+    tok, folder = served_tokenizer
+    (folder.parent / "wildsim_simulator.json").write_text(json.dumps({"spec": "hf:x", "layout": "swapped"}))
+    prompts = []
+
+    def complete(body):
+        prompts.append(tok.decode(body["prompt"]))
+        return vllm_choice(tok("descending please", add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+
+    with ScriptedChatServer(lambda body: "never asked", complete) as srv:
+        sim = load_simulator("sft", _zoo(tmp_path, srv.spec("sftuser"), {"tokenizer": str(folder)}))
+        turn = sim.reply([episode(["sort my list"])])[0]
+    assert sim.layout == "swapped" and turn.text == "descending please"
+    assert prompts[0].endswith("<|im_start|>user\nhere you go<|im_end|>\n<|im_start|>assistant\n")
