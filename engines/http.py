@@ -1,8 +1,11 @@
-"""OpenAI-compatible HTTP chat backend (vLLM, SGLang or hosted servers): `openai:<base_url>#<model>`.
+"""OpenAI-compatible HTTP backend (vLLM, SGLang or hosted servers): `openai:<base_url>#<model>`.
 
 `OpenAIChatEngine.chat` sends one POST {base_url}/chat/completions per conversation from the
 engine's pool of `max_concurrency` worker threads and returns the replies in order;
 `chat_each` yields them as they arrive, so a caller (the disk cache) can save each answer at once.
+`generate` is the TokenEngine side: one POST {base_url}/completions per prompt, the prompt sent
+as token ids, the generated ids (and log-probabilities) read back (engines/http_tokens.py; needs
+a server that returns ids, e.g. vLLM). Both go through the same request machinery below.
 Robustness:
 - retries with exponential backoff and jitter on 429, 408, 5xx, connection errors, timeouts and
   malformed bodies; a Retry-After header (seconds) is honoured, up to `max_backoff`;
@@ -47,17 +50,17 @@ from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from corpora.types import Message
-from engines.base import Sampling
+from engines.base import Sampling, TokenOutput
 
 log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 429})
 
 
 class EngineRequestError(RuntimeError):
-    """A chat request that failed for good (retries exhausted, or a non-retryable answer)."""
+    """A request that failed for good (retries exhausted, or a non-retryable answer)."""
 
 
-class _Retryable(Exception):
+class RetryableError(Exception):
     """One failed attempt that may succeed if repeated; `retry_after` is the server's hint (s)."""
 
     def __init__(self, message: str, retry_after: float | None = None):
@@ -69,7 +72,8 @@ class _Retryable(Exception):
 class _Endpoint:
     """Where one base URL's requests go: the server itself, or an HTTP proxy in front of it.
 
-    target:  the request target (the path; the absolute URL when sent through a plain-HTTP proxy)
+    target:  the request target's prefix, to which a route (/chat/completions) is appended: the
+             base URL's path, or the base URL itself when sent through a plain-HTTP proxy
     connect: (host, port) of the TCP connection; tunnel: (host, port) to CONNECT to via a proxy
     headers: the static request headers (Content-Type, Authorization, Proxy-Authorization)
     """
@@ -84,7 +88,7 @@ class _Endpoint:
 
 
 class OpenAIChatEngine:
-    """ChatEngine over one or more OpenAI-compatible /chat/completions endpoints.
+    """ChatEngine (and TokenEngine) over one or more OpenAI-compatible servers.
 
     base_urls:       one URL, a comma-separated string, or a list (e.g. http://host:8000/v1)
     model:           the model name the servers serve
@@ -96,12 +100,16 @@ class OpenAIChatEngine:
     backoff:         first retry delay in seconds; doubles per retry, times a jitter in [0.5, 1]
     max_backoff:     cap on any single delay, Retry-After included
     extra_body:      extra JSON fields sent with every request (e.g. {"top_k": 20})
+    tokenizer:       the served model's tokenizer (an object, or a local folder / hub id loaded
+                     with AutoTokenizer), for callers that build prompt ids for `generate`;
+                     None when only chat is used
     """
 
     def __init__(self, base_urls: str | Sequence[str], model: str, *, api_key_env: str = "OPENAI_API_KEY",
                  max_concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5,
                  backoff: float = 0.5, max_backoff: float = 60.0, extra_body: dict[str, Any] | None = None,
-                 name: str | None = None, sleep: Callable[[float], None] = time.sleep):
+                 name: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 tokenizer: Any = None):
         urls = base_urls.split(",") if isinstance(base_urls, str) else list(base_urls)
         self.base_urls = tuple(u.strip().rstrip("/") for u in urls if u.strip())
         if not self.base_urls:
@@ -115,6 +123,11 @@ class OpenAIChatEngine:
         self.max_retries = max_retries
         self.backoff, self.max_backoff = backoff, max_backoff
         self.extra_body = dict(extra_body or {})
+        if isinstance(tokenizer, str):
+            from engines.http_tokens import load_tokenizer
+
+            tokenizer = load_tokenizer(tokenizer)
+        self.tokenizer = tokenizer
         self._sleep = sleep
         key = os.environ.get(api_key_env)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -160,11 +173,32 @@ class OpenAIChatEngine:
         are still awaited and yielded (their answers are not wasted), and then the first
         EngineRequestError is raised. Closing the iterator early drops the requests not started.
         """
-        if not conversations:
+        bodies = [self.body(i, conv, sampling) for i, conv in enumerate(conversations)]
+        yield from self._each("/chat/completions", bodies, _reply_text)
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], sampling: Sampling, *,
+                 logprobs: bool = True) -> list[TokenOutput]:
+        """TokenEngine: one continuation per prompt of token ids, in order, over /completions
+        (engines/http_tokens.py: what is sent and read back); raises EngineRequestError if any
+        request fails. logprobs: also return each generated id's log-probability."""
+        from engines.http_tokens import completion_body, token_output
+
+        bodies = [completion_body(self, i, ids, sampling, logprobs) for i, ids in enumerate(prompt_ids)]
+        outputs: list[TokenOutput | None] = [None] * len(bodies)
+        for index, output in self._each("/completions", bodies,
+                                        lambda text: token_output(text, sampling, self.tokenizer, logprobs)):
+            outputs[index] = output
+        return outputs  # type: ignore[return-value]
+
+    def _each(self, route: str, bodies: Sequence[dict[str, Any]], parse: Callable[[str], Any]
+              ) -> Iterator[tuple[int, Any]]:
+        """(index, parse(answer)) for every request body POSTed to `route`, as they arrive (the
+        failure policy of `chat_each`)."""
+        if not bodies:
             return
         pool = self._workers()
-        futures: dict[Future, int] = {pool.submit(self._request, i, conv, sampling): i
-                                      for i, conv in enumerate(conversations)}
+        futures: dict[Future, int] = {pool.submit(self._request, i, route, body, parse): i
+                                      for i, body in enumerate(bodies)}
         error: BaseException | None = None
         try:
             for future in as_completed(futures):
@@ -207,15 +241,15 @@ class OpenAIChatEngine:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="wildsim-http")
             return self._pool
 
-    def _request(self, index: int, conversation: Sequence[Message], sampling: Sampling) -> str:
-        data = json.dumps(self.body(index, conversation, sampling), ensure_ascii=False,
-                          separators=(",", ":"), allow_nan=False).encode()  # once, for every attempt
+    def _request(self, index: int, route: str, body: dict[str, Any], parse: Callable[[str], Any]) -> Any:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()  # once, for every attempt
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             endpoint, conn = self._acquire()
             try:
-                return self._attempt(endpoint, conn, data)
-            except _Retryable as err:
+                return parse(self._attempt(endpoint, conn, route, data))
+            except RetryableError as err:
                 last = f"{endpoint.base_url}: {err}"
                 if attempt < self.max_retries:
                     self._sleep(self._delay(attempt, err.retry_after))
@@ -225,37 +259,36 @@ class OpenAIChatEngine:
             f"request {index} (model {self.model!r}) failed after {self.max_retries + 1} attempts; "
             f"last: {last}")
 
-    def _attempt(self, endpoint: _Endpoint, conn: http.client.HTTPConnection | None,
+    def _attempt(self, endpoint: _Endpoint, conn: http.client.HTTPConnection | None, route: str,
                  data: bytes) -> str:
-        """One POST on a kept-alive connection (or a new one); the connection goes back to the idle
-        pool only after a complete exchange."""
+        """One POST to `route` on a kept-alive connection (or a new one), returning the answer's
+        text; the connection goes back to the idle pool only after a complete exchange."""
         try:
             if conn is None or _dropped(conn):
                 if conn is not None:
                     conn.close()
                 conn = self._connect(endpoint)
-            conn.request("POST", endpoint.target, body=data, headers=endpoint.headers)
+            conn.request("POST", endpoint.target + route, body=data, headers=endpoint.headers)
             response = conn.getresponse()
             status, payload = response.status, response.read()
             retry_after = response.getheader("Retry-After")
         except TimeoutError as err:
             if conn is not None:
                 conn.close()
-            raise _Retryable(f"timed out ({type(err).__name__})") from None
+            raise RetryableError(f"timed out ({type(err).__name__})") from None
         except (OSError, http.client.HTTPException) as err:
             if conn is not None:
                 conn.close()
-            raise _Retryable(f"connection error ({type(err).__name__}: {err})") from None
+            raise RetryableError(f"connection error ({type(err).__name__}: {err})") from None
         finally:
             self._release(endpoint)
         self._keep(endpoint, conn)
         text = payload.decode("utf-8", errors="replace")
         if status in RETRY_STATUSES or status >= 500:
-            raise _Retryable(f"HTTP {status} {_snippet(text)}", _retry_after(retry_after))
+            raise RetryableError(f"HTTP {status} {snippet(text)}", _retry_after(retry_after))
         if status >= 400:
-            raise EngineRequestError(f"{endpoint.base_url}/chat/completions answered HTTP {status} "
-                                     f"{_snippet(text)}")
-        return _reply_text(text)
+            raise EngineRequestError(f"{endpoint.base_url}{route} answered HTTP {status} {snippet(text)}")
+        return text
 
     def _connect(self, endpoint: _Endpoint) -> http.client.HTTPConnection:
         host, port = endpoint.connect
@@ -321,14 +354,14 @@ def _endpoint(base_url: str, headers: dict[str, str]) -> _Endpoint:
         raise ValueError(f"base URL {base_url!r} must look like http(s)://host[:port]/v1")
     https = parts.scheme == "https"
     server = (parts.hostname, parts.port or (443 if https else 80))
-    path = f"{parts.path}/chat/completions"
+    path = parts.path
     proxy = _proxy_for(parts.scheme, parts.hostname)
     if proxy is None:
         return _Endpoint(base_url, https, server, path, None, {}, dict(headers))
     proxy_at, proxy_headers = proxy
     if https:  # CONNECT tunnel through the proxy, TLS to the server
         return _Endpoint(base_url, True, proxy_at, path, server, proxy_headers, dict(headers))
-    return _Endpoint(base_url, False, proxy_at, f"{base_url}/chat/completions", None, {},
+    return _Endpoint(base_url, False, proxy_at, base_url, None, {},
                      {**headers, **proxy_headers})
 
 
@@ -372,9 +405,9 @@ def _reply_text(text: str) -> str:
     try:
         content = json.loads(text)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
-        raise _Retryable(f"malformed response body {_snippet(text)}") from None
+        raise RetryableError(f"malformed response body {snippet(text)}") from None
     if not isinstance(content, str):
-        raise _Retryable(f"response has no text content {_snippet(text)}")
+        raise RetryableError(f"response has no text content {snippet(text)}")
     return content.strip()
 
 
@@ -386,6 +419,6 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _snippet(text: str, limit: int = 200) -> str:
+def snippet(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return repr(text[:limit] + ("…" if len(text) > limit else ""))

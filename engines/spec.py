@@ -44,7 +44,7 @@ BACKEND_OPTIONS = {
     "vllm": ("dtype", "gpu_memory_utilization", "max_model_len", "max_lora_rank", "seed",
              "tensor_parallel_size", "enforce_eager"),
     "openai": ("api_key_env", "max_concurrency", "timeout", "max_retries", "backoff",
-               "max_backoff", "extra_body"),
+               "max_backoff", "extra_body", "tokenizer"),
 }
 
 
@@ -153,12 +153,14 @@ def load_chat_engine(spec: str | EngineSpec, **opts: Any):
 
 
 def load_token_engine(spec: str | EngineSpec, **opts: Any):
-    """Build (or reuse) a TokenEngine for a spec; openai specs cannot serve token ids."""
+    """Build (or reuse) a TokenEngine for a spec. openai specs are refused: the policy's engine
+    must follow the trainer's weights, which a server does not (a served simulator uses the
+    openai engine's `generate` through load_chat_engine(spec, tokenizer=...))."""
     parsed = parse_spec(spec)
     if parsed.backend == "openai":
-        raise SpecError(f"engine spec {str(parsed)!r}: an OpenAI-compatible server returns text, "
-                        "not the exact token ids a trainer needs; use a builtin:, hf: or vllm: "
-                        "spec for the policy.")
+        raise SpecError(f"engine spec {str(parsed)!r}: an OpenAI-compatible server does not follow "
+                        "the trainer's weight updates; use a builtin:, hf: or vllm: spec for the "
+                        "policy.")
     return _load(parsed, opts)
 
 

@@ -5,10 +5,12 @@ published fine-tuned users: UserLM-8b, the 2605.09808 sftuser checkpoints, and w
 trainers/train_simulator.py writes by default) the system message is the task's intent, roles are
 kept, and the next user turn is generated after the template's user header; the model ends the
 conversation with a user turn that is only ``<|endconversation|>``. This needs an engine that
-continues token ids (a TokenEngine: local ``hf:``/``builtin:``, in-process ``vllm:``). The
-"swapped" layout (roles swapped, the user turn is an ordinary assistant reply) also runs on a
-plain ChatEngine such as an OpenAI-compatible server: a reply that is empty (the end token alone,
-stripped by the server) or that shows ``<|endconversation|>`` ends the conversation. A training
+continues token ids (a TokenEngine: local ``hf:``/``builtin:``, in-process ``vllm:``, or a served
+``openai:`` model over /v1/completions given the model's tokenizer with the `tokenizer` option:
+a local folder or hub id). The "swapped" layout (roles swapped, the user turn is an ordinary
+assistant reply) also runs on a plain ChatEngine such as an OpenAI-compatible server without a
+tokenizer: a reply that is empty (the end token alone, stripped by the server) or that shows
+``<|endconversation|>`` ends the conversation. A training
 output folder records its layout in wildsim_simulator.json, and a zoo entry without a `layout`
 option uses it.
 
@@ -30,7 +32,8 @@ All episodes needing a (re)sample share one engine call per round. Sampling seed
 ``seed`` and the round, so a run is reproducible.
 
 Usage in the zoo (configs/simulators.yaml): ``kind: finetuned`` with an engine spec such as
-``vllm:<released checkpoint>``, ``hf:<base>@lora=<adapter>`` or ``hf:<full model folder>``.
+``vllm:<released checkpoint>``, ``hf:<base>@lora=<adapter>``, ``hf:<full model folder>`` or
+``openai:<url>#<served name>`` with ``options: {tokenizer: <the served model's folder>}``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any, Sequence
 
 from corpora.types import Episode, Message
 from engines.base import Sampling
+from engines.spec import expand_env
 from simulators.base import SIMULATOR_KINDS, UserTurn
 from simulators.flipped import (DEFAULT_LAYOUT, END_TOKEN, check_layout, generation_prompt_ids,
                                 layout_messages)
@@ -115,20 +119,27 @@ class FinetunedSimulator:
     no_end_turns: the first this-many user turns may not end the conversation
     min_chars:   a turn shorter than this (after whitespace normalisation) is resampled
     max_retries: resamples per turn at most; temperature_step added each time, capped at 1.0
-    layout:      "userlm" (roles kept; needs a TokenEngine) or "swapped" (see the module docstring)
+    layout:      "userlm" (roles kept; needs token ids: a TokenEngine, or an openai: engine
+                 with its tokenizer) or "swapped" (see the module docstring)
     dedup:       "project" (stricter guardrails) or "published" (previous-turn exact repeat only)
+    tokenizer:   for an ``openai:`` engine (given as a spec string): the served model's tokenizer,
+                 a local folder or hub id (``${VAR:-default}`` references are expanded)
     """
 
     def __init__(self, engine: Any, *, name: str = "sftuser", sampling: Sampling | None = None,
                  seed: int = 0, no_end_turns: int = 1, min_chars: int = 2, max_retries: int = 5,
                  temperature_step: float = 0.05, temperature_cap: float = 1.0,
-                 end_token: str = END_TOKEN, layout: str = DEFAULT_LAYOUT, dedup: str = "project"):
+                 end_token: str = END_TOKEN, layout: str = DEFAULT_LAYOUT, dedup: str = "project",
+                 tokenizer: str | None = None):
         self.layout = check_layout(layout)
         if dedup not in DEDUP_RULES:
             raise ValueError(f"simulator {name!r}: dedup must be one of {DEDUP_RULES}, got {dedup!r}")
         self.dedup = dedup
         if isinstance(engine, str):
-            engine = load_simulator_engine(engine)
+            engine = load_simulator_engine(engine, tokenizer=tokenizer)
+        elif tokenizer is not None:
+            raise ValueError(f"simulator {name!r}: the tokenizer option applies to an engine given as "
+                             "a spec string; give the engine object its tokenizer instead")
         self.engine = engine
         self.name = name
         self.sampling = sampling or Sampling(temperature=0.7, top_p=0.9, max_tokens=1024)
@@ -149,9 +160,13 @@ class FinetunedSimulator:
                                  "fine-tuned tokenizer (saved beside the adapter or model)")
             self.end_id = vocab[end_token]
         elif self.layout == "userlm":
+            hint = ("set the zoo entry's option `tokenizer: <the served model's folder or hub id>` "
+                    "(for a fine-tuned user: the OUT/merged folder of train_simulator --save_merged) "
+                    "so the prompt ids can be built and sent to /v1/completions"
+                    if hasattr(engine, "generate") else "use an hf:, builtin:, vllm: or openai: spec")
             raise ValueError(f"simulator {name!r}: the userlm layout writes the user turn after the "
-                             "template's user header, which needs a token engine (hf:, builtin: or "
-                             "vllm: specs); a chat server can only run layout: swapped")
+                             f"template's user header, which needs token ids and the model's "
+                             f"tokenizer: {hint}; or use layout: swapped with a chat engine")
 
     @classmethod
     def from_zoo(cls, entry: Any, load: Any, seed: int) -> "FinetunedSimulator":
@@ -163,8 +178,10 @@ class FinetunedSimulator:
                              "engine: <train_simulator output folder or spec>")
         opts = {k: v for k, v in entry.engine_options.items() if k in ("dtype", "device")}
         options = dict(entry.options)
-        options.setdefault("layout", recorded_layout(entry.engine))
-        return cls(load_simulator_engine(entry.engine, **opts), name=entry.name,
+        tokenizer = options.pop("tokenizer", None)
+        served = entry.engine.startswith("openai:") and tokenizer  # the folder the server loads
+        options.setdefault("layout", recorded_layout(expand_env(str(tokenizer)) if served else entry.engine))
+        return cls(load_simulator_engine(entry.engine, tokenizer=tokenizer, **opts), name=entry.name,
                    sampling=entry.sampling_settings(), seed=seed, **options)
 
     # ---- UserSimulator ---------------------------------------------------------------------
@@ -258,8 +275,8 @@ SPEC_FILE = "wildsim_simulator.json"  # written by trainers/sft.py beside a trai
 
 def recorded_layout(spec_or_folder: str | None) -> str:
     """The layout a training output folder records in its wildsim_simulator.json (the folder given
-    as a path, ``hf:<folder>`` or ``hf:<base>@lora=<folder>``); DEFAULT_LAYOUT otherwise (e.g. a
-    released checkpoint)."""
+    as a path, ``hf:<folder>`` or ``hf:<base>@lora=<folder>``; for its ``merged`` subfolder, the
+    training folder's record); DEFAULT_LAYOUT otherwise (e.g. a released checkpoint)."""
     import json
     from pathlib import Path
 
@@ -267,9 +284,9 @@ def recorded_layout(spec_or_folder: str | None) -> str:
         return DEFAULT_LAYOUT
     folder = spec_or_folder.split(":", 1)[1] if spec_or_folder.startswith(("hf:", "vllm:")) else spec_or_folder
     folder = folder.split("@lora=", 1)[-1]
-    marker = Path(folder) / SPEC_FILE
-    if marker.exists():
-        return json.loads(marker.read_text()).get("layout", "swapped")
+    for marker in (Path(folder) / SPEC_FILE, Path(folder).parent / SPEC_FILE):
+        if marker.exists() and (marker.parent == Path(folder) or Path(folder).name == "merged"):
+            return json.loads(marker.read_text()).get("layout", "swapped")
     return DEFAULT_LAYOUT
 
 
@@ -299,16 +316,21 @@ def resolve_simulator_spec(spec_or_folder: str) -> str:
     return spec_or_folder if ":" in spec_or_folder.split("/")[0] else f"hf:{spec_or_folder}"
 
 
-def load_simulator_engine(spec: str, *, dtype: str = "float32", device: str | None = None) -> Any:
+def load_simulator_engine(spec: str, *, dtype: str = "float32", device: str | None = None,
+                          tokenizer: str | None = None) -> Any:
     """An engine for a fine-tuned simulator (spec or training output folder).
 
     Specs go through engines.spec: a TokenEngine when the backend offers one, else a ChatEngine.
+    An ``openai:`` spec given `tokenizer` (folder or hub id; ``${VAR:-default}`` expanded) is both:
+    its `generate` continues token ids over /v1/completions; other backends load their own.
     For ``hf:<base>@lora=<adapter>`` engines.hf.load_hf takes the tokenizer from the adapter folder
     (it has the end token) and resizes the base embeddings before attaching the adapter."""
     from engines import spec as specs
 
     parsed = specs.parse_spec(resolve_simulator_spec(spec))
     if parsed.backend == "openai":
+        if tokenizer:
+            return specs.load_chat_engine(parsed, tokenizer=specs.expand_env(str(tokenizer)))
         return specs.load_chat_engine(parsed)
     opts = {"dtype": dtype, "device": device} if parsed.backend == "hf" else {}
     return specs.load_token_engine(parsed, **{k: v for k, v in opts.items() if v is not None})

@@ -5,6 +5,8 @@ the request JSON, with "model" and "messages") and counts requests per model, so
 check that a rerun makes no new calls. Use it as a context manager; its `spec(model)` is the
 engine spec string `openai:http://127.0.0.1:<port>/v1#<model>`. Subclasses may override `hold`
 (True: leave the request unanswered) and `answered` (called once a reply has been written).
+Given `complete(body) -> dict`, POST /v1/completions is answered with {"choices": [that dict]}
+(body: the request JSON, its "prompt" a list of token ids for the openai engine's `generate`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any, Callable
 
 
 class ScriptedChatServer:
-    def __init__(self, reply: Callable[[dict[str, Any]], str]):
-        self.reply = reply
+    def __init__(self, reply: Callable[[dict[str, Any]], str],
+                 complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None):
+        self.reply, self.complete = reply, complete
         self.calls: Counter = Counter()
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -54,9 +57,13 @@ class ScriptedChatServer:
                 with server.lock:
                     server.calls[body["model"]] += 1
                 try:
-                    text = server.reply(body)
-                    status, payload = 200, {"choices": [{"message": {"role": "assistant",
-                                                                     "content": text}}]}
+                    if self.path.endswith("/chat/completions"):
+                        status, payload = 200, {"choices": [{"message": {
+                            "role": "assistant", "content": server.reply(body)}}]}
+                    elif self.path.endswith("/completions") and server.complete is not None:
+                        status, payload = 200, {"choices": [server.complete(body)]}
+                    else:
+                        status, payload = 404, {"error": f"no route {self.path}"}
                 except Exception as err:  # a script bug shows up as a 400 naming it
                     status, payload = 400, {"error": repr(err)}
                 data = json.dumps(payload).encode()

@@ -344,3 +344,84 @@ def test_no_proxy_hosts_are_reached_directly(server, monkeypatch):
     engine, _ = _engine(server.url, max_retries=0)
     assert engine.chat(_convs(["direct"]), SAMPLING) == ["echo:direct"]
     assert server.requests[0][0] == "/v1/chat/completions"
+
+
+# ---- the TokenEngine side: /v1/completions with token-id prompts ----------------------------
+def vllm_choice(ids, finish="stop", stop_reason=None, logprobs=True, token_ids=True):
+    """A /v1/completions choice as vLLM 0.31 writes it for return_token_ids and, with logprobs,
+    return_tokens_as_token_ids (tokens read "token_id:N")."""
+    choice = {"index": 0, "text": "…", "finish_reason": finish, "stop_reason": stop_reason}
+    if token_ids:
+        choice["token_ids"] = list(ids)
+    if logprobs:
+        choice["logprobs"] = {"text_offset": list(range(len(ids))),
+                              "token_logprobs": [-0.25 * (k + 1) for k in range(len(ids))],
+                              "tokens": [f"token_id:{i}" for i in ids],
+                              "top_logprobs": [{f"token_id:{i}": -0.25 * (k + 1)} for k, i in enumerate(ids)]}
+    return choice
+
+
+def test_generate_sends_token_ids_and_reads_ids_logprobs_and_finish():
+    from tests.eval_fixtures import ScriptedChatServer
+
+    bodies = []
+
+    def complete(body):
+        bodies.append(body)
+        prompt = body["prompt"]
+        return vllm_choice([t + 10 for t in prompt], finish="length" if len(prompt) == 2 else "stop",
+                           logprobs="logprobs" in body)
+
+    sampling = Sampling(temperature=0.7, top_p=0.9, max_tokens=5, stop=("\n\n",), seed=11)
+    with ScriptedChatServer(lambda body: "unused", complete) as srv:
+        engine = OpenAIChatEngine(srv.url, "sim", max_concurrency=1)
+        outs = engine.generate([[1, 2, 3], [4, 5]], sampling)
+        no_lp = engine.generate([[7]], sampling.with_(seed=None), logprobs=False)
+    assert [(o.ids, o.logprobs, o.finish) for o in outs] == [
+        ([11, 12, 13], [-0.25, -0.5, -0.75], "stop"), ([14, 15], [-0.25, -0.5], "length")]
+    assert bodies[0] == {"model": "sim", "prompt": [1, 2, 3], "temperature": 0.7, "top_p": 0.9,
+                         "max_tokens": 5, "stop": ["\n\n"], "seed": 11, "return_token_ids": True,
+                         "skip_special_tokens": False, "logprobs": 0, "return_tokens_as_token_ids": True}
+    assert bodies[1]["prompt"] == [4, 5] and bodies[1]["seed"] == 12  # seed + index, as for chat
+    assert "logprobs" not in bodies[2] and "seed" not in bodies[2]
+    assert (no_lp[0].ids, no_lp[0].logprobs) == ([17], None)
+
+
+def test_generate_reads_token_id_strings_when_the_server_has_no_token_ids():
+    from tests.eval_fixtures import ScriptedChatServer
+
+    with ScriptedChatServer(lambda b: "", lambda b: vllm_choice([5, 9, 2], token_ids=False)) as srv:
+        out = OpenAIChatEngine(srv.url, "sim").generate([[1]], SAMPLING)[0]
+    assert (out.ids, out.logprobs, out.finish) == ([5, 9, 2], [-0.25, -0.5, -0.75], "stop")
+
+
+def test_generate_errors_retries_and_balancing():
+    from tests.eval_fixtures import ScriptedChatServer
+
+    seen = {"bad": 0}
+
+    def complete(body):
+        kind = body["prompt"][0]
+        if kind == 400:
+            raise ValueError("prompt too long")  # the fixture answers HTTP 400
+        if kind == 1:
+            return vllm_choice([3], logprobs=False, token_ids=False)  # no ids at all
+        if kind == 2:
+            return vllm_choice([3], finish="abort")
+        if kind == 3 and seen["bad"] == 0:  # ids and logprobs disagree once: retried
+            seen["bad"] += 1
+            return {**vllm_choice([3, 4]), "token_ids": [3]}
+        return vllm_choice([kind, 0])
+
+    with ScriptedChatServer(lambda b: "", complete) as a, ScriptedChatServer(lambda b: "", complete) as b:
+        engine, delays = _engine([a.url, b.url], timeout=5.0)
+        with pytest.raises(EngineRequestError, match=r"request 0 .*completions answered HTTP 400"):
+            engine.generate([[400, 1]], SAMPLING)
+        with pytest.raises(EngineRequestError, match="no generated token ids"):
+            engine.generate([[1]], SAMPLING)
+        with pytest.raises(EngineRequestError, match="'abort'"):
+            engine.generate([[2]], SAMPLING)
+        outs = engine.generate([[3], [4], [5], [6], [7], [8]], SAMPLING)
+    assert [o.ids for o in outs] == [[3, 0], [4, 0], [5, 0], [6, 0], [7, 0], [8, 0]]
+    assert seen["bad"] == 1 and len(delays) == 1  # one retry, after a backoff
+    assert a.calls["test-model"] > 0 and b.calls["test-model"] > 0  # both endpoints served

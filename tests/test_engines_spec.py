@@ -67,8 +67,8 @@ def test_unknown_option_is_named(tiny_model_dir):
         load_chat_engine(f"hf:{tiny_model_dir}", max_concurrency=4)
 
 
-def test_openai_spec_cannot_be_a_token_engine():
-    with pytest.raises(SpecError, match="not the exact token ids"):
+def test_openai_spec_cannot_be_the_policy_token_engine():
+    with pytest.raises(SpecError, match="does not follow the trainer.s weight updates"):
         load_token_engine("openai:http://127.0.0.1:9/v1#m")
 
 

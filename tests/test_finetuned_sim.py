@@ -193,3 +193,90 @@ def test_published_problem_by_hand():
     assert published_problem("x", False, previous=None, may_end=True) is None
     with pytest.raises(ValueError, match="dedup must be one of"):
         FinetunedSimulator(ScriptedTokenEngine(lambda k, i, p: "x"), dedup="fuzzy")
+
+
+# ---- the userlm layout over a served model: openai: engine + the model's tokenizer -------------
+@pytest.fixture
+def served_tokenizer(tiny_model_dir, tmp_path):
+    """The tiny model's tokenizer with the end token, saved as a train_simulator folder has it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    tok.add_special_tokens({"extra_special_tokens": [END_TOKEN]}, replace_extra_special_tokens=False)
+    tok.save_pretrained(tmp_path / "merged")
+    return tok, tmp_path / "merged"
+
+
+def _zoo(tmp_path, spec, options):
+    import yaml
+
+    path = tmp_path / "zoo.yaml"
+    path.write_text(yaml.safe_dump({"simulators": {"sft": {
+        "kind": "finetuned", "engine": spec, "options": options,
+        "sampling": {"temperature": 0.7, "top_p": 0.9, "max_tokens": 32}}}}))
+    return path
+
+
+def test_userlm_layout_plays_the_user_over_the_openai_engine(served_tokenizer, tmp_path, monkeypatch):
+    """A zoo entry like the shipped sftuser one: the user turn comes from /v1/completions on
+    prompt ids built with the tokenizer option's folder (read through an environment reference)."""
+    from simulators.zoo import load_simulator
+    from tests.eval_fixtures import ScriptedChatServer
+    from tests.test_engines_http import vllm_choice
+
+    tok, folder = served_tokenizer
+    bodies = []
+
+    def complete(body):  # the served model: ends the chat once thanked, else asks for more
+        bodies.append(body)
+        reply = END_TOKEN if "thanks, that works" in tok.decode(body["prompt"]) else "now sort it descending"
+        return vllm_choice(tok(reply, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+
+    monkeypatch.setenv("SFT_TOKENIZER", str(folder))
+    with ScriptedChatServer(lambda body: "never asked", complete) as srv:
+        sim = load_simulator("sft", _zoo(tmp_path, srv.spec("sftuser"),
+                                         {"tokenizer": "${SFT_TOKENIZER:-/nowhere}"}), seed=4)
+        turns = sim.reply([episode(["sort my list"]), episode(["sort my list", "thanks, that works"])])
+    assert sim.layout == "userlm" and srv.calls == {"sftuser": 2}  # no chat request at all
+    assert (turns[0].text, turns[0].ends) == ("now sort it descending", False)
+    assert (turns[1].text, turns[1].ends) == ("", True)
+    first = min(bodies, key=lambda b: len(b["prompt"]))  # episode 0's prompt, in the user slot
+    assert tok.decode(first["prompt"]) == (
+        f"<|im_start|>system\n{INTENT}<|im_end|>\n<|im_start|>user\nsort my list<|im_end|>\n"
+        "<|im_start|>assistant\nhere you go<|im_end|>\n<|im_start|>user\n")
+    assert all(b["stop_token_ids"] == [tok.eos_token_id] and b["temperature"] == 0.7
+               and b["max_tokens"] == 32 and "seed" in b for b in bodies)
+
+
+def test_userlm_over_a_server_without_tokenizer_names_the_option(tmp_path):
+    from simulators.zoo import load_simulator
+
+    with pytest.raises(ValueError, match="option `tokenizer: "):
+        load_simulator("sft", _zoo(tmp_path, "openai:http://127.0.0.1:9/v1#sftuser", {}))
+    with pytest.raises(ValueError, match=r"tokenizer '/nowhere/merged' could not be loaded.*--save_merged"):
+        load_simulator("sft", _zoo(tmp_path, "openai:http://127.0.0.1:9/v1#sftuser",
+                                   {"tokenizer": "/nowhere/merged"}))
+
+
+def test_the_served_folder_s_training_record_sets_the_layout(served_tokenizer, tmp_path):
+    """OUT/merged is served; OUT/wildsim_simulator.json records a swapped-layout training run, so
+    the entry writes the user turn after the assistant header."""
+    import json
+
+    from simulators.zoo import load_simulator
+    from tests.eval_fixtures import ScriptedChatServer
+    from tests.test_engines_http import vllm_choice
+
+    tok, folder = served_tokenizer
+    (folder.parent / "wildsim_simulator.json").write_text(json.dumps({"spec": "hf:x", "layout": "swapped"}))
+    prompts = []
+
+    def complete(body):
+        prompts.append(tok.decode(body["prompt"]))
+        return vllm_choice(tok("descending please", add_special_tokens=False)["input_ids"] + [tok.eos_token_id])
+
+    with ScriptedChatServer(lambda body: "never asked", complete) as srv:
+        sim = load_simulator("sft", _zoo(tmp_path, srv.spec("sftuser"), {"tokenizer": str(folder)}))
+        turn = sim.reply([episode(["sort my list"])])[0]
+    assert sim.layout == "swapped" and turn.text == "descending please"
+    assert prompts[0].endswith("<|im_start|>user\nhere you go<|im_end|>\n<|im_start|>assistant\n")

@@ -32,6 +32,9 @@ def test_the_published_five_and_cpu_variants_are_defined():
     assert zoo.get("roleplay1").engine == \
         "openai:${WILDSIM_SIMULATOR_URL:-http://localhost:8003/v1}#Qwen/Qwen2.5-14B-Instruct"
     assert zoo.get("sftuser").engine == "openai:${WILDSIM_SFTUSER_URL:-http://localhost:8004/v1}#sftuser"
+    # its user turns are token ids built with the tokenizer of the folder `wildsim serve` serves
+    assert zoo.get("sftuser").options["tokenizer"] == \
+        "${WILDSIM_SFTUSER_TOKENIZER:-runs/simulators/qwen14b/merged}"
 
 
 @pytest.mark.parametrize("name", [n for n in known_simulators() if not n.startswith(("sftuser", "mixture"))])

@@ -184,6 +184,45 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass
 
 
+def test_sftuser_plays_the_user_over_completions(served, tmp_path):
+    """The path of the zoo's sftuser entry on the real server: prompt ids in the userlm layout
+    built with the converted builtin model's tokenizer, the user turn generated over
+    /v1/completions, ids and log-probabilities read back."""
+    from transformers import AutoTokenizer
+
+    from engines.base import Sampling
+    from engines.http import OpenAIChatEngine
+    from simulators.finetuned import FinetunedSimulator
+    from simulators.flipped import END_TOKEN, generation_prompt_ids, layout_messages
+    from tests.vllm_env import MODEL_DIR
+
+    tok = AutoTokenizer.from_pretrained(str(MODEL_DIR))  # + the end token, as a trained user's has it
+    tok.add_special_tokens({"extra_special_tokens": [END_TOKEN]}, replace_extra_special_tokens=False)
+    tok.save_pretrained(tmp_path / "merged")
+    engine = OpenAIChatEngine(served["url"], SERVED, tokenizer=str(tmp_path / "merged"))
+    episodes = [Episode(task=t, simulator="sftuser",
+                        messages=[Message("user", t.opening), Message("assistant", "Sure! Tell me more.")])
+                for t in TASKS[:2]]
+    prompt = generation_prompt_ids(tok, layout_messages("userlm", TASKS[0].intent, episodes[0].messages,
+                                                        end=False), "userlm")
+    assert tok.decode(prompt).endswith("<|im_start|>user\n")
+    greedy = Sampling(temperature=0.0, max_tokens=24)
+    out, again = engine.generate([prompt, prompt], greedy)
+    assert out.ids and out.ids == again.ids and out.finish in ("stop", "length")
+    assert len(out.logprobs) == len(out.ids) and all(lp <= 0.0 for lp in out.logprobs)
+    assert (out.finish == "stop") == (out.ids[-1] == tok.eos_token_id)  # ends on <|im_end|>, kept
+    seeded = Sampling(temperature=1.0, max_tokens=12, seed=7)
+    assert engine.generate([prompt], seeded)[0].ids == engine.generate([prompt], seeded)[0].ids
+
+    sim = FinetunedSimulator(engine, sampling=greedy, dedup="published")
+    before = _finished_requests(served["url"])
+    turns = sim.reply(episodes)
+    assert _finished_requests(served["url"]) - before >= 2
+    # the user turn is the greedy continuation after the user header, read from the ids
+    assert turns[0].text == tok.decode(out.ids, skip_special_tokens=True).strip() != ""
+    assert all(t.text and not t.ends for t in turns)
+
+
 def _finished_requests(url: str) -> float:
     """vLLM's own count of finished requests (Prometheus /metrics)."""
     with urllib.request.urlopen(url.removesuffix("/v1") + "/metrics", timeout=30) as resp:

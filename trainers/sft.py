@@ -76,8 +76,9 @@ class SimulatorTrainConfig:
     max_length: int = option(1024, help="examples longer than this many tokens are dropped whole "
                                         "(counted, never cut); memory grows with it")
     layout: str = option("userlm", help="turn layout: userlm (roles kept, user turns trained, as the "
-                                        "published fine-tuned users; needs a token engine at "
-                                        "inference) or swapped (user turns as assistant turns; "
+                                        "published fine-tuned users; needs token ids at "
+                                        "inference: a local, vllm: or openai: engine with the "
+                                        "tokenizer option) or swapped (user turns as assistant turns; "
                                         "servable by any chat server)")
     epochs: float = option(2.0, help="passes over the training data")
     max_steps: int = option(-1, help="stop after this many optimiser steps (-1 = run all epochs)")
