@@ -3,7 +3,7 @@ on CPU, a tiny policy and a local (`hf:`) simulator.
 
 The two tasks are built so that the two ranks' episodes end at different turns: one task's
 opening is so long that its episodes hit the length cap after the first assistant turn, the
-other's runs to the turn cap. Each step's group of one task lands on one rank, so from the second
+other's runs on for more turns. Each step's group of one task lands on one rank, so from the second
 turn on one rank has no live episode (it makes dummy policy calls) while the other still calls the
 simulator. A simulator that took part in collectives there would leave the ranks waiting on each
 other: the launch runs in its own process group with a timeout that kills the whole group, so a
@@ -84,8 +84,10 @@ def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, tiny_
     turns = {r["task_id"]: set() for r in records}
     for r in records:
         turns[r["task_id"]].add((r["end_reason"], sum(m["role"] == "assistant" for m in r["messages"])))
-    # the long task ends at the length cap after one turn, the short one at the turn cap after 3
-    assert turns == {"long": {("length_cap", 1)}, "short": {("turn_cap", 3)}}
+    # the long task ends at the length cap after one turn; the short one lives on for at least one
+    # more turn (to the turn cap of 3, or the length cap once its turns add up)
+    assert turns["long"] == {("length_cap", 1)}
+    assert turns["short"] and all(n >= 2 for _reason, n in turns["short"]), turns
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "reward/mean" in r] == [0, 1]
     # the main process held the long task at least once (seeded order): it padded with dummy calls
