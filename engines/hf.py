@@ -21,8 +21,9 @@ end-of-turn token. Its log-probs are those of the masked distribution it was sam
 without a schema in the same batch are decoded exactly as they would be alone.
 
 Decoding is a plain loop over the model's forward pass with its KV cache: one pass over the
-left-padded prompts (position ids from the attention mask, logits of the last position only), then
-one single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. When the model's own
+left-padded prompts (position ids from the attention mask, logits of the last position only; when
+rows share long prompt prefixes, each prefix is computed once: engines/prefill.py), then one
+single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. When the model's own
 weights are sharded (DeepSpeed ZeRO-3 partitioned parameters, FSDP) across several processes every
 rank keeps stepping until all ranks are done, as `model.generate` does; an unsharded model (a
 local simulator or judge in a ZeRO-3 run) decodes on its own. Sampling is reproducible for the
@@ -39,6 +40,7 @@ import torch
 
 from corpora.types import Message
 from engines.base import Sampling, TokenOutput
+from engines.prefill import plan_prefill, shared_prefill
 
 
 class _StopWatch:
@@ -103,12 +105,17 @@ class HFEngine:
     eos_token_ids: ids that end a turn; default: the tokenizer's EOS plus the model's
                   generation_config EOS
     batch_size:   prompts per `model.generate` call (longer lists are split)
+    share_prefixes: compute prompt prefixes shared by several rows once (engines/prefill.py)
     name:         a label for caches and logs (the spec string when loaded from one)
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, eos_token_ids: Sequence[int] | None = None,
-                 batch_size: int = 64, name: str = "hf"):
+                 batch_size: int = 64, name: str = "hf", share_prefixes: bool = True):
         self.model = model
+        self.share_prefixes = share_prefixes
+        #: prompt-pass counters: padded tokens a plain pass would compute, tokens saved by sharing
+        self.prefill_stats = {"plain_tokens": 0, "shared_tokens_saved": 0, "calls_plain": 0,
+                              "calls_shared": 0}
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.name = name
@@ -158,8 +165,6 @@ class HFEngine:
         """Decode one batch with the KV cache: one forward pass over the left-padded prompts, then
         one single-token forward pass per step until every row has finished or `max_tokens`."""
         device = self._device()
-        input_ids, mask = left_pad(prompts, self.pad_token_id, device)
-        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
         greedy = sampling.temperature == 0
         temperature = 1.0 if greedy else sampling.temperature
         top_p = None
@@ -172,8 +177,18 @@ class HFEngine:
         synced = _synced_decoding(self.model)
         pad = torch.full((len(prompts),), self.pad_token_id, dtype=torch.long, device=device)
         extra = {"logits_to_keep": 1} if self._keeps_logits else {}
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                         use_cache=True, **extra)
+        plan = None if synced or not self.share_prefixes else plan_prefill(prompts)
+        if plan is not None:
+            out, mask, positions = shared_prefill(self.model, prompts, plan, self.pad_token_id,
+                                                  device, extra)
+            self.prefill_stats["shared_tokens_saved"] += plan.plain_cost - plan.cost
+        else:
+            input_ids, mask = left_pad(prompts, self.pad_token_id, device)
+            positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                             use_cache=True, **extra)
+        self.prefill_stats["plain_tokens"] += len(prompts) * max(len(p) for p in prompts)
+        self.prefill_stats["calls_shared" if plan is not None else "calls_plain"] += 1
         constraint = self._constraint(schemas, out.logits.shape[-1])
         tokens: list[torch.Tensor] = []
         logprobs: list[torch.Tensor] = []
@@ -187,7 +202,7 @@ class HFEngine:
             if greedy:
                 tok = logp.argmax(dim=-1)
             else:
-                weights = logp if top_p is None else top_p(input_ids, scaled)
+                weights = logp if top_p is None else top_p(None, scaled)
                 tok = sample_categorical(torch.softmax(weights, dim=-1), rng)
             tok = torch.where(watch.finished, pad, tok)
             if not local_done:
