@@ -16,6 +16,10 @@ only the end-of-turn ids, so a row that ends on its own ends with a complete, sc
 document. A row cut by `max_tokens` is the one way to get an incomplete document: give JSON
 replies a token budget that fits them.
 
+`fit_schema(schema, max_tokens)` lowers the `maxLength` of an object schema's string properties so
+that a whole document fits a reply's token budget (the callers that request schemas use it, for
+every engine: a server's grammar cuts strings the same way).
+
 Documents are compact (no whitespace between tokens, `strict_mode`: no properties beyond the
 schema's), which keeps a small model from spending its budget on spaces and newlines. Compiled
 grammars are cached per schema by xgrammar's compiler. Why xgrammar rather than outlines or
@@ -28,6 +32,39 @@ import json
 from typing import Any, Mapping, Sequence
 
 import torch
+
+#: Characters per token assumed when sizing strings for a token budget: English text runs at about
+#: 4 characters per token with these tokenizers; 3 leaves room for short words and punctuation.
+CHARS_PER_TOKEN = 3
+#: Tokens for one property's key, quotes, colon and separator; non-string values get as many more.
+FIELD_TOKENS = 4
+
+
+def fit_schema(schema: Mapping[str, Any], max_tokens: int, *,
+               chars_per_token: int = CHARS_PER_TOKEN) -> dict[str, Any]:
+    """A copy of the object `schema` whose string properties fit `max_tokens` tokens together.
+
+    The budget in characters is (max_tokens − 2 − FIELD_TOKENS · properties − FIELD_TOKENS · non-
+    string properties) · chars_per_token (at least one character per string). When the strings'
+    own caps already fit it, the schema is returned unchanged; otherwise each string's cap becomes
+    its share of the budget, in proportion to its own maxLength (a string with no cap weighs as
+    much as the whole budget), never above its own maxLength. Example: {thought ≤ 300, response ≤
+    2000} at 48 tokens → budget (48 − 10) · 3 = 114 → thought ≤ 14, response ≤ 99."""
+    props = dict(schema.get("properties") or {})
+    strings = [k for k, v in props.items() if isinstance(v, Mapping) and v.get("type") == "string"]
+    if not strings:
+        return dict(schema)
+    overhead = 2 + FIELD_TOKENS * len(props) + FIELD_TOKENS * (len(props) - len(strings))
+    budget = max(len(strings), (max_tokens - overhead) * chars_per_token)
+    caps = {k: props[k].get("maxLength") for k in strings}
+    if all(c is not None for c in caps.values()) and sum(caps.values()) <= budget:
+        return dict(schema)
+    weights = {k: caps[k] if caps[k] is not None else budget for k in strings}
+    total = sum(weights.values())
+    for k in strings:
+        share = max(1, budget * weights[k] // total)
+        props[k] = {**props[k], "maxLength": share if caps[k] is None else min(caps[k], share)}
+    return {**schema, "properties": props}
 
 
 class JsonGrammars:

@@ -64,12 +64,13 @@ def _object_spans(text: str) -> Iterator[tuple[int, int, bool]]:
 
 
 def _loads(candidate: str) -> Any:
-    """Parse one candidate object: strict JSON, then without trailing commas, then as a Python
+    """Parse one candidate object: JSON (raw control characters inside strings allowed, as
+    grammar-constrained decoding can produce them), then without trailing commas, then as a Python
     literal with JSON's true/false/null spelled the Python way. None when all fail."""
     attempts = [candidate, _TRAILING_COMMA.sub(r"\1", candidate)]
     for attempt in attempts:
         try:
-            return json.loads(attempt)
+            return json.loads(attempt, strict=False)
         except ValueError:
             pass
     python = re.sub(r"\b(true|false|null)\b", lambda m: _PY_LITERALS[m.group(1)], attempts[1])

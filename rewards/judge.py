@@ -283,6 +283,11 @@ class JudgeReward:
         self.protocol = protocol
         self.sampling = sampling or JUDGE_SAMPLING.with_(
             json_schema=PAPER_SCHEMA if paper else VERDICT_SCHEMA)
+        if self.sampling.json_schema and not paper:  # the rationale is cut so the score fits
+            from engines.constrained import fit_schema
+
+            self.sampling = self.sampling.with_(
+                json_schema=fit_schema(self.sampling.json_schema, self.sampling.max_tokens))
         self.fallback = fallback
         self.drop_end_utterance = paper if drop_end_utterance is None else drop_end_utterance
         self.max_words = max_words

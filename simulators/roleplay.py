@@ -219,6 +219,10 @@ class RolePlaySimulator:
     def _sampling(self, episodes: Sequence[Episode], attempt: int) -> Sampling:
         keys = [(group_key(ep), ep.sample, len(ep.user_texts())) for ep in episodes]
         schema = PAPER_SCHEMA if self.protocol == "paper" else REPLY_SCHEMA
+        if self.json_schema and self.protocol == "project":  # the paper's schema is kept as released
+            from engines.constrained import fit_schema
+
+            schema = fit_schema(schema, self.sampling.max_tokens)
         return self.sampling.with_(seed=batch_seed(self.seed, keys, attempt),
                                    json_schema=schema if self.json_schema else None)
 

@@ -95,3 +95,50 @@ def test_bad_schema_and_schema_count_fail_clearly(engine, prompts):
         engine.generate(prompts, Sampling(max_tokens=4), json_schemas=[SCHEMA])
     with pytest.raises(ValueError, match="cannot compile json_schema"):
         engine.generate(prompts[:1], Sampling(max_tokens=4, json_schema={"type": "nonsense"}))
+
+
+def test_fit_schema_shares_the_budget_in_proportion_to_the_caps():
+    from engines.constrained import fit_schema
+
+    schema = {"type": "object", "required": ["thought", "response"],
+              "properties": {"thought": {"type": "string", "maxLength": 300},
+                             "response": {"type": "string", "maxLength": 2000}}}
+    fitted = fit_schema(schema, 48)   # budget (48 - 2 - 4*2) * 3 = 114 chars
+    assert fitted["properties"]["thought"]["maxLength"] == 114 * 300 // 2300 == 14
+    assert fitted["properties"]["response"]["maxLength"] == 114 * 2000 // 2300 == 99
+    assert fitted["required"] == ["thought", "response"]
+    assert schema["properties"]["thought"]["maxLength"] == 300  # the input is not changed
+    assert fit_schema(schema, 1024) == schema                    # (1024 - 10) * 3 >= 2300
+
+
+def test_fit_schema_counts_non_string_fields_and_caps_uncapped_strings():
+    from engines.constrained import fit_schema
+
+    verdict = {"type": "object", "properties": {"rationale": {"type": "string"},
+                                                "score": {"type": "integer", "minimum": 0}}}
+    fitted = fit_schema(verdict, 40)  # overhead 2 + 4*2 + 4*1 = 14 -> (40 - 14) * 3 = 78 chars
+    assert fitted["properties"]["rationale"]["maxLength"] == 78
+    assert fitted["properties"]["score"] == {"type": "integer", "minimum": 0}
+    assert fit_schema({"type": "object", "properties": {"n": {"type": "integer"}}}, 5) == \
+        {"type": "object", "properties": {"n": {"type": "integer"}}}
+
+
+def test_a_fitted_schema_caps_what_the_engine_writes(engine):
+    """The fitted caps are enforced by the grammar: every string closes at its cap and the row ends
+    with a complete document. (Whether 3 characters per token holds is a property of the real
+    tokenizers: the demo's json_fallbacks figure measures it on the builtin model; the tiny test
+    tokenizer spends several tokens on one character.)"""
+    from engines.constrained import fit_schema
+
+    schema = fit_schema({"type": "object", "required": ["thought", "response"],
+                         "properties": {"thought": {"type": "string", "maxLength": 300},
+                                        "response": {"type": "string", "maxLength": 2000}}}, 24)
+    caps = {k: v["maxLength"] for k, v in schema["properties"].items()}
+    assert caps == {"thought": 5, "response": 36}
+    outs = engine.generate([engine.tokenizer.encode("hello there")] * 4,
+                           Sampling(temperature=1.0, max_tokens=200, seed=5, json_schema=schema))
+    for out in outs:
+        assert out.finish == "stop"
+        # strict=False: the tiny model samples raw control characters, which the grammar allows
+        doc = json.loads(engine.tokenizer.decode(out.ids, skip_special_tokens=True), strict=False)
+        assert all(len(doc[k]) <= cap for k, cap in caps.items())

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from corpora.types import Episode, Message, Task
+from engines.constrained import fit_schema
 from rewards.base import REWARD_KINDS
 from rewards.judge import (VERDICT_SCHEMA, JudgeReward, Verdict, aggregate, coerce_score,
                            judge_prompt, parse_verdict)
@@ -98,7 +99,7 @@ def test_two_judges_one_call_each_and_the_mean():
     first, second = reward.score(eps)
     assert len(a.calls) == 1 and len(b.calls) == 1 and len(a.calls[0][0]) == 2
     sampling = a.calls[0][1]
-    assert sampling.temperature == 0.0 and sampling.json_schema == VERDICT_SCHEMA
+    assert sampling.temperature == 0.0 and sampling.json_schema == fit_schema(VERDICT_SCHEMA, sampling.max_tokens)
     assert math.isclose(first.value, 0.75)
     assert first.details["valid_judges"] == 2 and first.details["parse_failures"] == 0
     assert [j["judge"] for j in first.details["judges"]] == ["judge-a", "judge1"]

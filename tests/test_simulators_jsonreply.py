@@ -83,3 +83,10 @@ def test_drop_echoes():
     assert drop_echoes("hello there", source) == ("hello there", 0)
     assert drop_echoes("human user", source) == ("human user", 0)  # too short to call an echo
     assert drop_echoes("ing a human user", source) == ("ing a human user", 0)  # whole words only
+
+
+def test_raw_control_characters_inside_strings_still_parse():
+    from engines.jsonparse import extract_json_object
+
+    assert extract_json_object('{"thought": "a\x1db", "response": "tab\there"}') == \
+        {"thought": "a\x1db", "response": "tab\there"}
