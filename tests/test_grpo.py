@@ -86,6 +86,25 @@ def test_episode_metrics_by_hand():
     assert m["tokens/policy_mean"] == 8.0 and m["tokens/episode_mean"] == 23.0
 
 
+def test_component_metrics_by_hand(tmp_path):
+    from trainers.grpo import component_metrics
+    from trainers.runlog import component_series, plot_reward_curve
+
+    details = [
+        {"components": {"length": {"value": 1.0, "weight": 0.5, "excluded": False},
+                        "judge": {"value": 0.6, "weight": 0.5, "excluded": False}}},
+        {"components": {"length": {"value": 0.5, "weight": 0.5, "excluded": False},
+                        "judge": {"value": 0.0, "weight": 0.5, "excluded": True}}},
+        {"judges": []},  # not a weighted reward: no components
+    ]
+    m = component_metrics(details)
+    assert m == {"reward/component/length": 0.75, "reward/component/judge": 0.6}
+    rows = [{"step": 1, "reward/mean": 0.5, **m}, {"step": 2, "reward/mean": 0.7,
+                                                   "reward/component/length": 0.9}]
+    assert component_series(rows) == {"length": ([1, 2], [0.75, 0.9]), "judge": ([1], [0.6])}
+    assert plot_reward_curve(rows, tmp_path / "curve.png").stat().st_size > 0
+
+
 def test_prompts_map_back_to_tasks_with_groups_and_samples():
     rollout = EpisodeRollout(TASKS, ScriptedSimulator(), RolloutConfig())
     eps = rollout.episodes_for(["t1", "t1", "t3", "t3"], step=7)

@@ -392,7 +392,7 @@ def episode_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Namespaced metrics over transcript records of one step (see docs/metrics.md).
 
     reward/mean, reward/std (population), reward/min, reward/max over the episodes with a
-    reward; reward/excluded (episodes left out of the loss), and with a judge reward
+    reward; reward/component/<name> per component of a weighted reward; reward/excluded (episodes left out of the loss), and with a judge reward
     reward/judge_parse_failures and reward/all_judges_failed (counts); sim/turns (mean assistant
     turns); sim/json_fallbacks, sim/empty_defaults, sim/guardrail_retries (per episode, from
     sim_details); episode/end_<reason> (fraction of episodes); tokens/* from the token views."""
@@ -406,6 +406,7 @@ def episode_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
         out.update({"reward/mean": mean, "reward/min": min(rewards), "reward/max": max(rewards),
                     "reward/std": math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards))})
     out.update(reward_failure_metrics([r.get("reward_details") for r in records]))
+    out.update(component_metrics([r.get("reward_details") for r in records]))
     out["sim/turns"] = sum(sum(m["role"] == "assistant" for m in r["messages"]) for r in records) / n
     for key in ("json_fallbacks", "empty_defaults", "guardrail_retries"):
         out[f"sim/{key}"] = sum(float(r.get("sim_details", {}).get(key, 0)) for r in records) / n
@@ -416,6 +417,19 @@ def episode_metrics(records: Sequence[dict[str, Any]]) -> dict[str, float]:
         out["tokens/policy_mean"] = sum(t["policy"] for t in toks) / len(toks)
         out["tokens/episode_mean"] = sum(t["prompt"] + t["completion"] for t in toks) / len(toks)
     return out
+
+
+def component_metrics(details: Sequence[Any]) -> dict[str, float]:
+    """For a weighted reward: reward/component/<name> = the mean of that component's own value
+    (before its weight) over the episodes where it was not excluded."""
+    values: dict[str, list[float]] = {}
+    for d in details:
+        comps = d.get("components") if isinstance(d, dict) else None
+        for name, comp in (comps or {}).items():
+            value = comp.get("value") if isinstance(comp, dict) else None
+            if isinstance(value, (int, float)) and not comp.get("excluded"):
+                values.setdefault(name, []).append(float(value))
+    return {f"reward/component/{name}": sum(v) / len(v) for name, v in values.items()}
 
 
 def reward_failure_metrics(details: Sequence[Any]) -> dict[str, float]:

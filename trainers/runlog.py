@@ -5,8 +5,9 @@ Files in the run's output directory (see docs/metrics.md for every metric):
 - transcripts.jsonl  every episode trained on: step, messages, simulator, persona, end reason,
                      reward and its details (Episode.to_record() plus the step and token counts)
 - transcripts.html   the same conversations as a readable page (the latest `html_max_episodes`)
-- reward_curve.png   mean episode reward per step, with ± one standard deviation, titled with the
-                     reward it plots (rewards.describe_reward)
+- reward_curve.png   mean episode reward per step, with ± one standard deviation, and each
+                     weighted-reward component's own mean, titled with the reward it plots
+                     (rewards.describe_reward)
 
 Only the main process writes (pass `is_main=False` on other ranks). Metric names from TRL's own
 logs are renamed into the project's namespaces by `rename_trl_metrics`.
@@ -150,9 +151,23 @@ def reward_curve_title(reward_label: str = "") -> str:
     return "Episode reward during training" + (f"\n{reward_label}" if reward_label else "")
 
 
+def component_series(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[list[int], list[float]]]:
+    """Each weighted-reward component's per-step mean (reward/component/<name>) as (steps, values)."""
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    prefix = "reward/component/"
+    for r in rows:
+        for key, value in r.items():
+            if key.startswith(prefix) and isinstance(value, (int, float)):
+                xs, ys = series.setdefault(key[len(prefix):], ([], []))
+                xs.append(r["step"])
+                ys.append(float(value))
+    return series
+
+
 def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path, reward_label: str = "") -> Path:
-    """Plot reward/mean (± reward/std) against step and save a PNG; `reward_label` names the
-    reward in the title (rewards.describe_reward)."""
+    """Plot reward/mean (± reward/std) against step, and each weighted-reward component's own mean
+    (dashed) when the rows have them, and save a PNG; `reward_label` names the reward in the title
+    (rewards.describe_reward)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,6 +183,8 @@ def plot_reward_curve(rows: Sequence[dict[str, Any]], path: str | Path, reward_l
         ax.plot(steps[1:-1], smooth, lw=2, label="3-step moving average")
     ax.fill_between(steps, [m - s for m, s in zip(means, stds)],
                     [m + s for m, s in zip(means, stds)], alpha=0.2, label="± 1 std")
+    for name, (xs, ys) in component_series(rows).items():
+        ax.plot(xs, ys, ls="--", marker=".", ms=3, label=f"component {name} (unweighted)")
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("reward")
     ax.set_title(reward_curve_title(reward_label), fontsize=10)

@@ -83,6 +83,7 @@ def _rl(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     result = run_training(rl_cfg)
     return {"out": str(result.out_dir), "adapter": str(result.final_dir), "steps": result.steps,
             "reward": rl_cfg.reward, "reward_per_step": result.rewards,
+            "components_per_step": _components(result.out_dir),
             "reward_first_quarter": result.reward_start, "reward_last_quarter": result.reward_end,
             "wall_s": round(result.wall_s, 1), "peak_rss_mb": round(result.peak_rss_mb)}
 
@@ -97,8 +98,26 @@ def _ppo(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     result = run_training(ppo_cfg)
     return {"out": str(result.out_dir), "adapter": str(result.final_dir), "steps": result.steps,
             "reward": ppo_cfg.reward, "reward_per_step": result.rewards,
+            "components_per_step": _components(result.out_dir),
             "reward_first_quarter": result.reward_start, "reward_last_quarter": result.reward_end,
             "wall_s": round(result.wall_s, 1), "peak_rss_mb": round(result.peak_rss_mb)}
+
+
+def _components(run_dir: Path) -> dict[str, list[float]]:
+    """Each weighted-reward component's per-step mean, from the run's metrics.jsonl."""
+    from trainers.runlog import component_series
+
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {name: ys for name, (_, ys) in component_series(rows).items()}
+
+
+def _quarters(values: Sequence[float]) -> str:
+    """"first quarter a -> last quarter b" of a per-step series (quarters of at least one step)."""
+    k = max(1, len(values) // 4)
+    return f"first quarter {sum(values[:k]) / k:.3f} -> last quarter {sum(values[-k:]) / k:.3f}"
 
 
 def _split(out: Path) -> Path:
@@ -214,10 +233,14 @@ def _summary(results: dict[str, Any], wall: dict[str, float]) -> str:
         lines += [f"- GRPO: {rl['steps']} steps, reward {describe_reward(rl['reward'])}: first quarter "
                   f"{rl['reward_first_quarter']:.3f} -> last quarter {rl['reward_last_quarter']:.3f}; "
                   f"curve {rl['out']}/reward_curve.png, transcripts {rl['out']}/transcripts.html"]
+        lines += [f"  - component {name} (unweighted): {_quarters(values)}"
+                  for name, values in rl.get("components_per_step", {}).items() if values]
     ppo = results.get("ppo")
     if ppo:
         lines += [f"- PPO: {ppo['steps']} steps: first quarter {ppo['reward_first_quarter']:.3f} -> "
                   f"last quarter {ppo['reward_last_quarter']:.3f}; curve {ppo['out']}/reward_curve.png"]
+        lines += [f"  - component {name} (unweighted): {_quarters(values)}"
+                  for name, values in ppo.get("components_per_step", {}).items() if values]
     sim = results.get("simulator")
     if sim:
         lines += [f"- {sim['summary']}"]
