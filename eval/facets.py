@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from corpora.types import Message
 from engines.base import ChatEngine, Sampling
+from engines.constrained import fit_schema
 
 FACETS = ("requests", "responses", "context", "style", "damsl", "sgd")
 SGD_ACTS = ("INFORM", "REQUEST", "AFFIRM", "NEGATE", "SELECT", "INFORM_INTENT", "AFFIRM_INTENT",
@@ -226,7 +227,9 @@ def annotate(conversations: Sequence[Sequence[Message]], engine: ChatEngine, *,
     retried = 0
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         for budget, idx in _by_budget(order[start:start + batch_size], budgets).items():
-            first = Sampling(temperature=0.0, max_tokens=budget, seed=seed, json_schema=JSON_SCHEMA)
+            # the four free-text facets are sized so that the two act lists after them fit too
+            first = Sampling(temperature=0.0, max_tokens=budget, seed=seed,
+                             json_schema=fit_schema(JSON_SCHEMA, budget))
             replies = engine.chat([annotation_prompt(conversations[i]) for i in idx], first)
             for i, reply in zip(idx, replies):
                 out[i], why[i] = diagnose_annotation(reply)

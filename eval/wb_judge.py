@@ -58,8 +58,13 @@ class JudgeSettings:
     tries: int = 1
 
     def sampling(self, schema: dict, attempt: int = 0) -> Sampling:
+        """The judge call's sampling; the schema's free-text fields are sized to max_tokens
+        (engines.constrained.fit_schema), so the verdict field after them always fits."""
+        from engines.constrained import fit_schema
+
         base = Sampling(temperature=0.0, max_tokens=self.max_tokens,
-                        json_schema=schema if self.use_json_schema else None)
+                        json_schema=fit_schema(schema, self.max_tokens) if self.use_json_schema
+                        else None)
         return wbp.retry_sampling(base, attempt)
 
 
