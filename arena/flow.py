@@ -13,7 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -27,6 +27,28 @@ NEXT_STAGE = {"consent": "instructions", "instructions": "practice", "practice":
               "study": "final", "final": "done"}
 WINNER = {"tie": "tie", "bothbad": "tie (bothbad)"}
 RATE_WINDOW = 60.0  # seconds: rate_limit_per_minute posts in any window this long
+
+# The statements of every request, built once (building one costs more than running it)
+_EVENTS = PostEvent.__table__
+_Q = {
+    "by_token": select(Participant).where(Participant.token == bindparam("token")),
+    "session": select(StudySession).where(StudySession.participant_id == bindparam("pid"),
+                                          StudySession.kind == bindparam("kind")),
+    "turns": select(Turn).where(Turn.session_id == bindparam("sid")).order_by(Turn.index)
+    .options(joinedload(Turn.vote)),
+    "owned_turn": select(Turn).join(StudySession).where(
+        Turn.id == bindparam("tid"), StudySession.participant_id == bindparam("pid"))
+    .options(joinedload(Turn.vote)),
+    "votes": select(func.count()).select_from(Vote).join(Turn)
+    .where(Turn.session_id == bindparam("sid")),
+    "lock_participant": select(Participant.id).where(Participant.id == bindparam("pid"))
+    .with_for_update(),
+    "drop_old_posts": _EVENTS.delete().where(_EVENTS.c.participant_id == bindparam("pid"),
+                                             _EVENTS.c.at <= bindparam("before")),
+    "recent_posts": select(func.count()).select_from(_EVENTS)
+    .where(_EVENTS.c.participant_id == bindparam("pid")),
+    "add_post": _EVENTS.insert().values(participant_id=bindparam("pid"), at=bindparam("at")),
+}
 
 
 class FlowError(Exception):
@@ -79,22 +101,19 @@ def allow_post(db: Session, p: Participant, limit: int, window: float = RATE_WIN
     t = time.time()
     db.commit()  # end the request's read transaction: the check commits on its own
     # PostgreSQL: lock the participant's row (SQLite ignores FOR UPDATE) ...
-    db.execute(select(Participant.id).where(Participant.id == p.id).with_for_update())
+    db.execute(_Q["lock_participant"], {"pid": p.id})
     # ... SQLite: a write before the count takes the write lock (SQLite's and this process's)
-    db.execute(delete(PostEvent).where(PostEvent.participant_id == p.id,
-                                       PostEvent.at <= t - window))
-    recent = db.scalar(select(func.count()).select_from(PostEvent)
-                       .where(PostEvent.participant_id == p.id))
-    allowed = recent < limit
+    db.execute(_Q["drop_old_posts"], {"pid": p.id, "before": t - window})
+    allowed = db.scalar(_Q["recent_posts"], {"pid": p.id}) < limit
     if allowed:
-        db.add(PostEvent(participant_id=p.id, at=t))
+        db.execute(_Q["add_post"], {"pid": p.id, "at": t})
     db.commit()
     return allowed
 
 
 def by_token(db: Session, token: str) -> Participant:
     """The participant with this token; FlowError 404 for any other string."""
-    p = db.scalar(select(Participant).where(Participant.token == token))
+    p = db.scalar(_Q["by_token"], {"token": token})
     if p is None:
         raise FlowError("not found", 404)
     return p
@@ -103,9 +122,7 @@ def by_token(db: Session, token: str) -> Participant:
 def by_turn_owner(db: Session, p: Participant, turn_id: int) -> Turn:
     """Turn `turn_id` (with its vote) if it belongs to participant `p`; FlowError 404
     otherwise."""
-    t = db.scalar(select(Turn).join(StudySession)
-                  .where(Turn.id == turn_id, StudySession.participant_id == p.id)
-                  .options(joinedload(Turn.vote)))
+    t = db.scalar(_Q["owned_turn"], {"tid": turn_id, "pid": p.id})
     if t is None:
         raise FlowError("not found", 404)
     return t
@@ -120,8 +137,7 @@ def advance(db: Session, p: Participant, expected: str) -> None:
 
 def session_of(db: Session, p: Participant, kind: str) -> StudySession:
     """The participant's practice or study session, created on first use."""
-    s = db.scalar(select(StudySession).where(StudySession.participant_id == p.id,
-                                             StudySession.kind == kind))
+    s = db.scalar(_Q["session"], {"pid": p.id, "kind": kind})
     if s is None:
         s = StudySession(participant_id=p.id, kind=kind)
         db.add(s)
@@ -148,8 +164,7 @@ class SessionView:
 
 def view(db: Session, s: StudySession) -> SessionView:
     """The state of session `s` read from the database."""
-    turns = list(db.scalars(select(Turn).where(Turn.session_id == s.id).order_by(Turn.index)
-                            .options(joinedload(Turn.vote))))
+    turns = list(db.scalars(_Q["turns"], {"sid": s.id}).unique())
     history: list[Message] = []
     pending = failed = None
     votes = 0
@@ -220,8 +235,7 @@ def record_vote(db: Session, cfg: StudyConfig, p: Participant, s: StudySession, 
 
 def after_vote(db: Session, cfg: StudyConfig, p: Participant, s: StudySession) -> None:
     """End the practice or the study when it has enough votes."""
-    votes = db.scalar(select(func.count()).select_from(Vote).join(Turn)
-                      .where(Turn.session_id == s.id))
+    votes = db.scalar(_Q["votes"], {"sid": s.id})
     if s.kind == "practice" and votes >= cfg.practice_exchanges:
         end_session(db, p, s)
     elif s.kind == "study" and votes >= cfg.max_exchanges:
