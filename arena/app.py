@@ -57,6 +57,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
 }
 _HEADER_BYTES = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+_HEADER_NAMES = {k for k, _ in _HEADER_BYTES}
 
 
 class SecurityHeaders:
@@ -71,9 +72,8 @@ class SecurityHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                names = {k for k, _ in _HEADER_BYTES}
                 message["headers"] = [(k, v) for k, v in message.get("headers", [])
-                                      if k.lower() not in names] + _HEADER_BYTES
+                                      if k.lower() not in _HEADER_NAMES] + _HEADER_BYTES
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,20 +1,26 @@
 """The study app as deployed: `wildsim arena serve` in its own process (uvicorn), on SQLite and
 on a real PostgreSQL server. SIGKILL in the middle of a session loses no committed vote and the
-link resumes; 50 participants at once lose and duplicate no vote."""
+link resumes; 50 participants at once lose and duplicate no vote. Two uvicorn workers on
+PostgreSQL lose and duplicate nothing either, and the rate limit and the sessions-per-id limit
+hold across them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import pytest
 from sqlalchemy import func, select
 
 from arena.db import open_database, session_factory
 from arena.models import Participant, StudySession, Turn, Vote
 from tests.arena_fixtures import Participant as Walker
-from tests.arena_fixtures import (StudyServer, db_url, pending_turn_id,  # noqa: F401
-                                  postgres_server, scripted_reply, study_config)
+from tests.arena_fixtures import (REPO, StudyServer, csrf_of, db_url,  # noqa: F401
+                                  pending_turn_id, postgres_server, scripted_reply, study_config)
 from tests.eval_fixtures import ScriptedChatServer
 
 pytestmark = pytest.mark.slow
@@ -94,10 +100,6 @@ class TwoWorkerServer(StudyServer):
     """`wildsim arena serve --workers 2`: two uvicorn worker processes behind one port."""
 
     def start(self) -> "TwoWorkerServer":
-        import subprocess
-        import sys
-        import time
-        from tests.arena_fixtures import REPO
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wildsim", "arena", "serve", "--config", str(self.config_path),
              "--port", str(self.port), "--workers", "2"], cwd=REPO, env=self.env,
@@ -116,7 +118,6 @@ class TwoWorkerServer(StudyServer):
 
     def workers(self) -> list:
         """The worker processes (uvicorn spawns them with multiprocessing)."""
-        import psutil
         return [c for c in psutil.Process(self.proc.pid).children(recursive=True)
                 if "spawn_main" in " ".join(c.cmdline())]
 
@@ -133,7 +134,6 @@ def _consent(url: str, token: str, csrf: str) -> int:
 
 @pytest.mark.postgres
 def test_two_workers_on_postgresql_share_votes_and_limits(assistants, postgres_server, tmp_path):
-    from tests.arena_fixtures import csrf_of
     db_url = postgres_server.new_database()
     cfg = study_config(assistants, db_url, max_exchanges=2, min_exchanges=2,
                        practice_exchanges=0, rate_limit_per_minute=10,
