@@ -13,9 +13,15 @@
 Security: tokens are 256-bit random; any other token (or another participant's turn id) is 404;
 pages show sides as "A"/"B" only and never a model name or spec; Jinja2 autoescapes every text;
 every POST carries the participant's CSRF token; messages and rationales have length limits,
-posts a per-participant rate limit (per process); the admin password comes from the environment
-variable the config names and is compared in constant time. Responses send a CSP without inline
-scripts, no-referrer (the token is in the URL), no framing, no caching.
+posts a per-participant rate limit (kept in the database, so every worker shares it); the admin
+password comes from the environment variable the config names and is compared in constant time.
+Responses send a CSP without inline scripts, no-referrer (the token is in the URL), no framing,
+no caching.
+
+Cost per request: the routes are plain functions (run in the thread pool, never blocking the
+event loop) that give their database connection back as soon as they have read or committed
+(before rendering a page, before waiting for the assistants); templates are compiled once; the
+security headers are added by a small ASGI wrapper, not a per-request middleware task.
 """
 
 from __future__ import annotations
@@ -23,9 +29,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -34,6 +37,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from arena import flow
 from arena.config import StudyConfig
@@ -52,26 +56,27 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
 }
+_HEADER_BYTES = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+_HEADER_NAMES = {k for k, _ in _HEADER_BYTES}
 
 
-class RateLimiter:
-    """At most `limit` events per key in any 60-second window (in this process)."""
+class SecurityHeaders:
+    """ASGI wrapper: every HTTP response gets SECURITY_HEADERS (replacing any of the same name)."""
 
-    def __init__(self, limit: int, window: float = 60.0):
-        self.limit, self.window = limit, window
-        self._events: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+    def __init__(self, app):
+        self.app = app
 
-    def allow(self, key: str) -> bool:
-        t = time.monotonic()
-        with self._lock:
-            events = self._events[key]
-            while events and events[0] <= t - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(t)
-            return True
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [(k, v) for k, v in message.get("headers", [])
+                                      if k.lower() not in _HEADER_NAMES] + _HEADER_BYTES
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class _Study:
@@ -80,26 +85,37 @@ class _Study:
     def __init__(self, cfg: StudyConfig, engine: Engine, generator: ReplyGenerator | None):
         self.cfg = cfg
         self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.auto_reload = False  # compiled once, no file check per page
         self.make_session = session_factory(engine)
         self.tasks = read_tasks(cfg.task_source) if cfg.task_source != "own" else []
         self.generator = generator or ReplyGenerator(
             cfg.assistants, Sampling(temperature=cfg.temperature, max_tokens=cfg.max_reply_tokens),
             attempts=cfg.generation_attempts, timeout=cfg.generation_timeout)
-        self.limiter = RateLimiter(cfg.rate_limit_per_minute)
 
-    def db(self):
-        """FastAPI dependency: one database session per request."""
-        with self.make_session() as s:
+    async def db(self):
+        """FastAPI dependency: one database session per request. Opening one does no I/O; a
+        session still holding a connection at the end is closed in the thread pool."""
+        s = self.make_session()
+        try:
             yield s
+        finally:
+            if s.in_transaction():
+                await run_in_threadpool(s.close)
+            else:
+                s.close()
 
-    def page(self, request: Request, name: str, p: Participant, **ctx) -> HTMLResponse:
+    def page(self, request: Request, name: str, p: Participant, db=None, **ctx) -> HTMLResponse:
+        """Render page `name`; with `db`, its read transaction ends first (the connection goes
+        back to the pool before the rendering)."""
+        if db is not None:
+            db.commit()
         return self.templates.TemplateResponse(request, name, {"p": p, "cfg": self.cfg, **ctx})
 
-    def posted(self, p: Participant, csrf: str) -> None:
-        """Every participant POST: a valid CSRF token, then the rate limit."""
+    def posted(self, db, p: Participant, csrf: str) -> None:
+        """Every participant POST: a valid CSRF token, then the rate limit (in the database)."""
         if not csrf or not secrets.compare_digest(csrf, p.csrf):
             raise flow.FlowError("invalid form token; reload the page", 403)
-        if not self.limiter.allow(p.token):
+        if not flow.allow_post(db, p, self.cfg.rate_limit_per_minute):
             raise flow.FlowError("too many requests; wait a minute", 429)
 
     def check_length(self, text: str, limit: int, what: str) -> None:
@@ -117,12 +133,7 @@ def create_app(cfg: StudyConfig, engine: Engine, generator: ReplyGenerator | Non
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     study = _Study(cfg, engine, generator)
     app.state.cfg, app.state.generator = cfg, study.generator
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(flow.FlowError)
     async def flow_error(request: Request, err: flow.FlowError):
@@ -161,13 +172,13 @@ def _entry_routes(app: FastAPI, study: _Study) -> None:
     def read(request: Request, token: str, s=Depends(db)):
         p = flow.by_token(s, token)
         stage = request.url.path.rsplit("/", 1)[1]
-        return study.page(request, f"{stage}.html", p) if p.stage == stage else study.to(p)
+        return study.page(request, f"{stage}.html", p, s) if p.stage == stage else study.to(p)
 
     @app.post("/p/{token}/consent")
     @app.post("/p/{token}/instructions")
     def agree(request: Request, token: str, csrf: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        study.posted(p, csrf)
+        study.posted(s, p, csrf)
         flow.advance(s, p, request.url.path.rsplit("/", 1)[1])
         if p.stage == "practice" and cfg.practice_exchanges == 0:
             flow.advance(s, p, "practice")
@@ -184,13 +195,13 @@ def _chat_routes(app: FastAPI, study: _Study) -> None:
         if p.stage not in ("practice", "study"):
             return study.to(p)
         v = flow.view(s, flow.session_of(s, p, p.stage))
-        return study.page(request, "chat.html", p, view=v, can_finish=(
+        return study.page(request, "chat.html", p, s, view=v, can_finish=(
             p.stage == "study" and v.votes >= cfg.min_exchanges and v.pending is None))
 
     @app.post("/p/{token}/message")
     def message(token: str, csrf: str = Form(""), text: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        study.posted(p, csrf)
+        study.posted(s, p, csrf)
         text = text.strip()
         if not text:
             raise flow.FlowError("write a message first", 422)
@@ -201,16 +212,17 @@ def _chat_routes(app: FastAPI, study: _Study) -> None:
         v = flow.view(s, sess)
         if v.pending is not None:
             raise flow.FlowError("vote on the two replies first", 409)
-        sides = flow.sides_for(cfg, p, sess.kind, len(sess.turns))
+        sides = flow.sides_for(cfg, p, sess.kind, v.turns)
+        s.commit()  # no connection held while the assistants answer
         replies = study.generator.pair(sides, v.history + [flow.Message("user", text)])
-        flow.add_turn(s, p, sess, text, sides, replies)
+        flow.add_turn(s, p, sess, v.turns, text, sides, replies)
         return study.to(p, "chat")
 
     @app.post("/p/{token}/vote")
     def vote(token: str, csrf: str = Form(""), turn_id: int = Form(...), choice: str = Form(""),
              rationale: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        study.posted(p, csrf)
+        study.posted(s, p, csrf)
         if choice not in CHOICES:
             raise flow.FlowError("choose A, B, tie or both bad", 422)
         study.check_length(rationale, cfg.max_rationale_chars, "rationales")
@@ -225,7 +237,7 @@ def _chat_routes(app: FastAPI, study: _Study) -> None:
     @app.post("/p/{token}/finish")
     def finish(token: str, csrf: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        study.posted(p, csrf)
+        study.posted(s, p, csrf)
         if p.stage == "study":
             sess = flow.session_of(s, p, "study")
             v = flow.view(s, sess)
@@ -245,14 +257,14 @@ def _final_routes(app: FastAPI, study: _Study) -> None:
         if p.stage != "final":
             return study.to(p)
         paths = flow.assistant_paths(s, p)
-        return study.page(request, "final.html", p,
+        return study.page(request, "final.html", p, s,
                           transcripts=[paths[m] for m in flow.final_order(cfg, p)])
 
     @app.post("/p/{token}/final")
     def final_vote(token: str, csrf: str = Form(""), choice: str = Form(""),
                    rationale: str = Form(""), s=Depends(db)):
         p = flow.by_token(s, token)
-        study.posted(p, csrf)
+        study.posted(s, p, csrf)
         study.check_length(rationale, cfg.max_rationale_chars, "rationales")
         flow.record_final(s, cfg, p, choice, rationale.strip())
         return study.to(p)
@@ -260,7 +272,7 @@ def _final_routes(app: FastAPI, study: _Study) -> None:
     @app.get("/p/{token}/done", response_class=HTMLResponse)
     def done(request: Request, token: str, s=Depends(db)):
         p = flow.by_token(s, token)
-        return study.page(request, "done.html", p) if p.stage == "done" else study.to(p)
+        return study.page(request, "done.html", p, s) if p.stage == "done" else study.to(p)
 
 
 def stage_page(p: Participant) -> str:

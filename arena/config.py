@@ -52,8 +52,8 @@ class StudyConfig:
                          "postgresql+psycopg://user@host/db for several workers")
     max_message_chars: int = option(2000, help="Longest participant message accepted")
     max_rationale_chars: int = option(1000, help="Longest rationale accepted")
-    rate_limit_per_minute: int = option(30, help="Form posts one participant may make per minute "
-                                        "(per server process)")
+    rate_limit_per_minute: int = option(30, help="Form posts one participant may make in any "
+                                        "60 seconds (all workers together)")
     max_sessions_per_participant: int = option(
         1, help="Sessions one external participant id (e.g. PROLIFIC_PID) may start")
     max_reply_tokens: int = option(256, help="max_tokens of each assistant reply")

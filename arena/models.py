@@ -7,6 +7,11 @@
     votes         the choice on a turn (left/right/tie/bothbad), its winner in battle terms,
                   the rationale and the time; one vote per turn (unique), so a resent form
                   cannot count twice
+    post_events   when each participant's recent form posts arrived: the per-participant rate
+                  limit, shared by every server worker (rows older than the window are deleted)
+
+A participant's `external_seq` numbers the sessions of one external id (1, 2, ...); it is unique
+per external id, so two workers cannot both start the same id's last allowed session.
 
 The schema is created by the Alembic migrations in arena/migrations (arena/db.py runs them);
 tests check that the migrations and these models agree.
@@ -16,7 +21,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STAGES = ("consent", "instructions", "practice", "study", "final", "done")
@@ -40,6 +46,7 @@ class Participant(Base):
     token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     csrf: Mapped[str] = mapped_column(String(64))
     external_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    external_seq: Mapped[int | None] = mapped_column(Integer)
     study_id: Mapped[str] = mapped_column(String(128))
     config_version: Mapped[str] = mapped_column(String(32))
     pair_index: Mapped[int] = mapped_column(Integer)
@@ -55,6 +62,8 @@ class Participant(Base):
 
     sessions: Mapped[list["StudySession"]] = relationship(back_populates="participant",
                                                           order_by="StudySession.id")
+    __table_args__ = (Index("uq_participant_external_seq", "external_id", "external_seq",
+                            unique=True),)
 
 
 class StudySession(Base):
@@ -110,3 +119,11 @@ class Vote(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
     turn: Mapped[Turn] = relationship(back_populates="vote")
+
+
+class PostEvent(Base):
+    __tablename__ = "post_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)  # seconds since the epoch

@@ -7,8 +7,9 @@
 
 Prints the participant link and the admin link. Admin pages need the password in the
 environment variable the config names (ARENA_ADMIN_PASSWORD by default; unset: admin pages
-are off), never printed or stored. Several workers need PostgreSQL (each
-worker is a process; SQLite serialises writers) and a shared rate limit is per worker. The
+are off), never printed or stored. Several workers need PostgreSQL (each worker is a process;
+SQLite's writers in different processes would wait on its busy handler); every state the
+workers share, the rate limit and the sessions-per-id limit included, is in the database. The
 effective config reaches the workers through the ARENA_STUDY_CONFIG environment variable (it
 never holds secrets).
 """

@@ -1,7 +1,8 @@
 """A person's session in a real browser: headless Chromium (Debian's chromium and
 chromium-driver, through Selenium) completes consent, instructions, practice, the study turns
 and the final preference against `wildsim arena serve`, with two scripted assistants on a
-loopback OpenAI-compatible server; the votes are then read back from the database."""
+loopback OpenAI-compatible server; the votes are then read back from the database. Sending a
+message shows the page's waiting note and disables Send until the replies' page arrives."""
 
 from __future__ import annotations
 
@@ -80,3 +81,30 @@ def test_a_browser_completes_a_whole_session(browser, tmp_path):
                          ("second study message", "bothbad", "neither helped")]
         bothbad = study.turns[1].vote
         assert bothbad.winner == "tie (bothbad)"
+
+
+def test_sending_a_message_shows_the_waiting_note(browser, tmp_path):
+    """The page's own script shows "Waiting for both assistants" and disables Send when the
+    message form is submitted. Chromedriver waits for a pending page before any command, so the
+    check cancels that one submission after the page's handler has run, then sends for real."""
+    with ScriptedChatServer(scripted_reply) as assistants:
+        cfg = study_config(assistants, f"sqlite:///{tmp_path}/study.db")
+        server = StudyServer(cfg, tmp_path).start()
+        try:
+            browser.get(server.url + "/start")
+            _click(browser, "agree")
+            _click(browser, "continue")
+            note = browser.find_element("css selector", "#message-form .waiting")
+            assert not note.is_displayed()
+            browser.find_element("id", "text").send_keys("a practice message")
+            browser.execute_script(  # a listener added after the page's: runs after it
+                "const f = document.getElementById('message-form');"
+                "f.addEventListener('submit', e => e.preventDefault(), {once: true});"
+                "f.requestSubmit(document.getElementById('send'));")
+            assert note.is_displayed() and "Waiting for both assistants" in note.text
+            assert not browser.find_element("id", "send").is_enabled()
+            browser.execute_script("document.getElementById('message-form').submit()")
+            _click(browser, "choice-left")  # the replies arrive
+            assert len(browser.find_elements("css selector", ".reply")) == 2
+        finally:
+            server.stop()
