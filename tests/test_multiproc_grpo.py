@@ -56,9 +56,13 @@ def _write_inputs(tmp_path: Path, model_dir: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.multiproc
-@pytest.mark.parametrize("zero_stage", [2, 3])
-def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, tiny_model_dir, tmp_path,
-                                                              deepspeed_ops_built):
+@pytest.mark.parametrize("zero_stage,gather", [(2, True), (3, True), (3, False)],
+                         ids=["zero2", "zero3", "zero3-partitioned-generation"])
+def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, gather, tiny_model_dir,
+                                                              tmp_path, deepspeed_ops_built):
+    """zero3-partitioned-generation: ds3_gather_for_generation false, so every policy forward pass
+    is a collective; the rank making 1-token dummy calls must make as many passes as the rank
+    still decoding (engines/hf.py), else the ranks hang."""
     pytest.importorskip("deepspeed", reason="DeepSpeed is not installed")
     tasks, zoo = _write_inputs(tmp_path, tiny_model_dir)
     out = tmp_path / "run"
@@ -75,7 +79,8 @@ def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, tiny_
            "--data.source", str(tasks), "--grpo.steps", "2", "--grpo.prompts_per_step", "2",
            "--grpo.num_generations", "2", "--grpo.per_device_batch_size", "2",
            "--rollout.max_turns", "3", "--rollout.max_tokens", "4",
-           "--rollout.max_total_tokens", "100", "--threads", "1", "--out", str(out)]
+           "--rollout.max_total_tokens", "100", "--threads", "1", "--out", str(out),
+           "--grpo.ds3_gather_for_generation", str(gather).lower()]
     proc = run_group(cmd, timeout=300, env=env, cwd=REPO)  # the op is already built (fixture)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "trained 2 GRPO steps" in proc.stdout
