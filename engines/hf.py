@@ -25,8 +25,10 @@ left-padded prompts (position ids from the attention mask, logits of the last po
 rows share long prompt prefixes, each prefix is computed once: engines/prefill.py), then one
 single-token pass per step; top-p uses transformers' `TopPLogitsWarper`. When the model's own
 weights are sharded (DeepSpeed ZeRO-3 partitioned parameters, FSDP) across several processes every
-rank keeps stepping until all ranks are done, as `model.generate` does; an unsharded model (a
-local simulator or judge in a ZeRO-3 run) decodes on its own. Sampling is reproducible for the
+forward pass is a collective, so every rank makes the same passes: one batch per call (whatever
+`batch_size`), and a rank whose rows are done — at an end-of-turn token or at ITS OWN max_tokens
+(a rollout's 1-token dummy call) — keeps stepping until all ranks are done, as `model.generate`
+does; an unsharded model (a local simulator or judge in a ZeRO-3 run) decodes on its own. Sampling is reproducible for the
 same inputs, batch and seed: a seeded call draws from its own `torch.Generator`, so the caller's
 random state is left untouched and two engines sampling at once in different threads (an
 overlapped rollout) cannot disturb each other.
@@ -148,22 +150,27 @@ class HFEngine:
             raise ValueError(f"json_schemas has {len(json_schemas)} entries for {len(prompt_ids)} "
                              "prompts: give one schema (or None) per prompt")
         outputs: list[TokenOutput] = []
+        synced = _synced_decoding(self.model)
+        # synced: one batch, so every rank makes one prompt pass per call (batch counts would differ)
+        size = max(1, len(prompt_ids)) if synced else self.batch_size
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                for start in range(0, len(prompt_ids), self.batch_size):
-                    end = start + self.batch_size
+                for start in range(0, len(prompt_ids), size):
+                    end = start + size
                     outputs += self._generate_batch(prompt_ids[start:end], sampling,
-                                                    json_schemas[start:end])
+                                                    json_schemas[start:end], synced)
         finally:
             self.model.train(was_training)
         return outputs
 
     def _generate_batch(self, prompts: Sequence[Sequence[int]], sampling: Sampling,
-                        schemas: Sequence[dict[str, Any] | None]) -> list[TokenOutput]:
+                        schemas: Sequence[dict[str, Any] | None],
+                        synced: bool = False) -> list[TokenOutput]:
         """Decode one batch with the KV cache: one forward pass over the left-padded prompts, then
-        one single-token forward pass per step until every row has finished or `max_tokens`."""
+        one single-token forward pass per step until every row has finished or `max_tokens`.
+        synced: the passes are collectives; go on (keeping nothing) while any rank decodes."""
         device = self._device()
         greedy = sampling.temperature == 0
         temperature = 1.0 if greedy else sampling.temperature
@@ -174,7 +181,6 @@ class HFEngine:
             top_p = TopPLogitsWarper(top_p=sampling.top_p)
         watch = _StopWatch(len(prompts), self.eos_token_ids, sampling.stop, self.tokenizer, device)
         rng = None if sampling.seed is None else torch.Generator(device).manual_seed(sampling.seed)
-        synced = _synced_decoding(self.model)
         pad = torch.full((len(prompts),), self.pad_token_id, dtype=torch.long, device=device)
         extra = {"logits_to_keep": 1} if self._keeps_logits else {}
         plan = None if synced or not self.share_prefixes else plan_prefill(prompts)
@@ -193,7 +199,8 @@ class HFEngine:
         tokens: list[torch.Tensor] = []
         logprobs: list[torch.Tensor] = []
         local_done = False
-        for step in range(sampling.max_tokens):
+        step = 0
+        while True:
             logits = out.logits[:, -1, :].float()
             if constraint is not None:
                 constraint.mask(logits)
@@ -210,9 +217,10 @@ class HFEngine:
                     constraint.accept(tok, watch.finished)
                 tokens.append(tok)
                 logprobs.append(logp.gather(1, tok[:, None])[:, 0])
-                local_done = watch.update(step, tok)
-            if step + 1 == sampling.max_tokens or not _keep_decoding(local_done, synced, device):
+                local_done = watch.update(step, tok) or step + 1 >= sampling.max_tokens
+            if not _keep_decoding(local_done, synced, device):
                 break
+            step += 1
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
             positions = positions[:, -1:] + 1
             out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=positions,

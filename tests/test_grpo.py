@@ -69,6 +69,17 @@ def test_batch_layout_rejects_uneven_micro_batches():
         GRPOSettings(num_generations=1)
 
 
+def test_partitioned_generation_is_refused_with_vllm():
+    with pytest.raises(ValueError, match="ds3_gather_for_generation false needs grpo.use_vllm false"):
+        GRPOSettings(use_vllm=True, ds3_gather_for_generation=False)
+    from foundation.config import parse_config
+    from trainers.train_rl import TrainRLConfig, grpo_args
+
+    cfg = parse_config(TrainRLConfig, ["--grpo.ds3_gather_for_generation", "false", "--cpu", "true"])
+    args = grpo_args(cfg, batch_layout(cfg.grpo, 1), Path(cfg.out), True)
+    assert args.ds3_gather_for_generation is False  # reaches TRL (and so policy_engine)
+
+
 def test_episode_metrics_by_hand():
     records = [
         {"reward": 1.0, "end_reason": "user_ended", "sim_details": {"json_fallbacks": 2},

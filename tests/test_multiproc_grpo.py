@@ -56,17 +56,32 @@ def _write_inputs(tmp_path: Path, model_dir: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.multiproc
-@pytest.mark.parametrize("zero_stage", [2, 3])
-def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, tiny_model_dir, tmp_path,
-                                                              deepspeed_ops_built):
+@pytest.mark.parametrize("zero_stage,gather", [(2, True), (3, True), (3, False)],
+                         ids=["zero2", "zero3", "zero3-partitioned-generation"])
+def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, gather, tiny_model_dir,
+                                                              tmp_path, deepspeed_ops_built):
+    """zero3-partitioned-generation: ds3_gather_for_generation false and every parameter
+    partitioned (DeepSpeed keeps parameters under stage3_param_persistence_threshold, here all of
+    the tiny model's, whole on every rank: the threshold is set to 0), so every policy forward pass
+    is a collective; the rank making 1-token dummy calls must make as many passes as the rank
+    still decoding (engines/hf.py), else the ranks crash or hang."""
     pytest.importorskip("deepspeed", reason="DeepSpeed is not installed")
     tasks, zoo = _write_inputs(tmp_path, tiny_model_dir)
     out = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
            "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
            "ACCELERATE_USE_CPU": "0"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed",
-           "--zero_stage", str(zero_stage), "--num_processes", "2", "--num_machines", "1",
+    if gather:
+        deepspeed = ["--zero_stage", str(zero_stage)]
+    else:
+        ds_config = tmp_path / "zero3_partitioned.json"
+        ds_config.write_text(json.dumps({
+            "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0},
+            "train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
+            "gradient_accumulation_steps": "auto", "gradient_clipping": "auto"}))
+        deepspeed = ["--deepspeed_config_file", str(ds_config)]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--use_deepspeed", *deepspeed,
+           "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no",
            str(REPO / "trainers" / "train_rl.py"),
            "--config", str(REPO / "configs/experiments/demo_cpu.yaml"),
@@ -75,7 +90,8 @@ def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, tiny_
            "--data.source", str(tasks), "--grpo.steps", "2", "--grpo.prompts_per_step", "2",
            "--grpo.num_generations", "2", "--grpo.per_device_batch_size", "2",
            "--rollout.max_turns", "3", "--rollout.max_tokens", "4",
-           "--rollout.max_total_tokens", "100", "--threads", "1", "--out", str(out)]
+           "--rollout.max_total_tokens", "100", "--threads", "1", "--out", str(out),
+           "--grpo.ds3_gather_for_generation", str(gather).lower()]
     proc = run_group(cmd, timeout=300, env=env, cwd=REPO)  # the op is already built (fixture)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "trained 2 GRPO steps" in proc.stdout

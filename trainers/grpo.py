@@ -77,6 +77,10 @@ class GRPOSettings:
     vllm_server_base_url: str | None = option(None, help="base URL of the trl vllm-serve server "
                                               "(server mode)")
     vllm_gpu_memory_utilization: float = option(0.3, help="GPU memory share of colocated vLLM")
+    ds3_gather_for_generation: bool = option(
+        True, help="under DeepSpeed ZeRO-3, gather the policy's weights on every process for the "
+        "rollout (fast, needs the whole model in one process's memory); false decodes with the "
+        "partitioned weights, every forward pass a collective (slow; for models too big to gather)")
     mask_truncated_completions: bool = option(False, help="drop episodes whose last policy turn "
                                               "hit max_tokens from the loss")
 
@@ -91,6 +95,9 @@ class GRPOSettings:
         if mb is not None and (mb < 1 or self.prompts_per_step % mb):
             raise ValueError(f"grpo.minibatch_prompts ({mb}) must divide grpo.prompts_per_step "
                              f"({self.prompts_per_step})")
+        if self.use_vllm and not self.ds3_gather_for_generation:
+            raise ValueError("grpo.ds3_gather_for_generation false needs grpo.use_vllm false: TRL's "
+                             "vLLM generation gathers the weights itself to sync them to vLLM")
         if self.learning_rate <= 0 or self.beta < 0 or self.epsilon <= 0:
             raise ValueError("grpo.learning_rate and grpo.epsilon must be > 0 and grpo.beta >= 0")
 

@@ -266,6 +266,7 @@ def grpo_args(cfg: TrainRLConfig, layout, out: Path, use_cpu: bool):
         max_completion_length=cfg.rollout.max_tokens, mask_truncated_completions=g.mask_truncated_completions,
         use_vllm=g.use_vllm, vllm_mode=g.vllm_mode, vllm_server_base_url=g.vllm_server_base_url,
         vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+        ds3_gather_for_generation=g.ds3_gather_for_generation,
         model_init_kwargs={"dtype": cfg.policy.dtype}, logging_steps=1,
         save_strategy="steps" if cfg.save_every else "no", save_steps=max(1, cfg.save_every * ups),
         save_only_model=False, save_total_limit=cfg.save_total_limit or None,
