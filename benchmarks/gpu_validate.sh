@@ -31,7 +31,8 @@ mkdir -p "$OUT"
 # The tiny GRPO runs: the CPU demo's task and reward, the builtin model as policy and simulator.
 COMMON=(--config configs/experiments/demo_cpu.yaml --policy.model "hf:$MODEL"
         --policy.dtype bfloat16 --policy.lora.enabled false --simulator.engine "hf:$MODEL"
-        --simulator.dtype bfloat16 --grpo.bf16 true --cpu false --threads 0)
+        --simulator.dtype bfloat16 --simulator.quantize null --grpo.bf16 true --cpu false --threads 0
+        --reward "{kind: rule, rule: length_band, lo: 3, hi: 12}")
 GRPO_VLLM=("${COMMON[@]}" --grpo.steps 3 --grpo.use_vllm true --grpo.vllm_mode colocate
            --grpo.vllm_gpu_memory_utilization 0.3 --out "$OUT/grpo_vllm")
 ZERO3=("${COMMON[@]}" --grpo.steps 2 --out "$OUT/zero3")
@@ -63,7 +64,7 @@ if (( DRY )); then
     echo "dry run: checking that both training command lines parse into a valid config"
     for args in GRPO_VLLM ZERO3; do
         declare -n A=$args
-        "$PY" -c 'import sys; from wildsim.config import parse_config; from trainers.train_rl import TrainRLConfig
+        "$PY" -c 'import sys; from foundation.config import parse_config; from trainers.train_rl import TrainRLConfig
 cfg = parse_config(TrainRLConfig, sys.argv[1:]); print("  ok:", sys.argv[-1], "steps", cfg.grpo.steps, "use_vllm", cfg.grpo.use_vllm, "bf16", cfg.grpo.bf16)' "${A[@]}"
     done
 fi

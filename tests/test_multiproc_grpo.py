@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from corpora.types import Task
+from tests.test_resume_grpo import RULE_REWARD
 
 REPO = Path(__file__).resolve().parents[1]
 LONG = " ".join(["please help me fix the python function error in this data file"] * 12)
@@ -87,6 +88,7 @@ def test_two_processes_with_episodes_ending_at_different_turns(zero_stage, gathe
            "--config", str(REPO / "configs/experiments/demo_cpu.yaml"),
            "--policy.model", str(tiny_model_dir), "--simulator.name", "tiny-roleplay",
            "--simulator.zoo", str(zoo), "--simulator.max_tokens", "6",
+           "--simulator.quantize", "null", "--reward", RULE_REWARD,
            "--data.source", str(tasks), "--grpo.steps", "2", "--grpo.prompts_per_step", "2",
            "--grpo.num_generations", "2", "--grpo.per_device_batch_size", "2",
            "--rollout.max_turns", "3", "--rollout.max_tokens", "4",

@@ -19,6 +19,8 @@ from corpora.types import Task
 from trainers.checkpoint import config_differences
 
 REPO = Path(__file__).resolve().parents[1]
+#: the demo preset's weighted judge reward would load the builtin judge; these runs use its rule
+RULE_REWARD = "{kind: rule, rule: length_band, lo: 3, hi: 12}"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
@@ -27,6 +29,7 @@ def _args(tmp_path: Path, model_dir: Path, out: Path, *extra: str) -> list[str]:
     return ["--config", str(REPO / "configs/experiments/demo_cpu.yaml"),
             "--policy.model", str(model_dir), "--simulator.name", "tiny-roleplay",
             "--simulator.zoo", str(tmp_path / "zoo.yaml"), "--simulator.max_tokens", "6",
+            "--simulator.quantize", "null", "--reward", RULE_REWARD,
             "--data.source", str(tmp_path / "tasks.jsonl"), "--grpo.steps", "3",
             "--grpo.prompts_per_step", "2", "--grpo.num_generations", "2",
             "--grpo.per_device_batch_size", "2", "--grpo.learning_rate", "0.01",

@@ -190,3 +190,17 @@ def test_accelerate_configs_are_accelerate_yaml():
         assert isinstance(doc, dict) and "distributed_type" in doc, f"{path.name}: not an accelerate config"
         if doc.get("distributed_type") == "DEEPSPEED":
             assert "deepspeed_config" in doc, f"{path.name}: DEEPSPEED without deepspeed_config"
+
+
+def test_gpu_validation_script_command_lines_parse():
+    """benchmarks/gpu_validate.sh --dry-run: both training command lines it would run on a GPU
+    parse into valid configs with this project's code (it runs nothing else)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WILDSIM_GPU_PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_validate.sh"), "--dry-run"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("  ok: ") == 2, proc.stdout[-2000:] + proc.stderr[-2000:]

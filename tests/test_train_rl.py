@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from corpora.types import Episode, Message, Task
+from tests.test_resume_grpo import RULE_REWARD
 from trainers.runlog import RunLog, moving_average, rename_trl_metrics, transcripts_html
 from trainers.train_rl import TrainRLConfig, policy_model_dir
 from foundation.config import ConfigError, from_dict
@@ -40,7 +41,8 @@ def test_script_trains_tiny_model_and_writes_outputs(tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     proc = _script("--config", str(REPO / "configs/experiments/demo_cpu.yaml"),
                    "--policy.model", str(tiny_model_dir), "--simulator.name", "tiny-roleplay",
-                   "--simulator.zoo", str(tmp_path / "zoo.yaml"),
+                   "--simulator.zoo", str(tmp_path / "zoo.yaml"), "--simulator.quantize", "null",
+                   "--reward", RULE_REWARD,
                    "--data.source", str(tmp_path / "tasks.jsonl"), "--grpo.steps", "2",
                    "--grpo.prompts_per_step", "2", "--grpo.num_generations", "2",
                    "--grpo.per_device_batch_size", "2", "--rollout.max_tokens", "6",
