@@ -42,7 +42,7 @@ import torch
 
 from corpora.types import Message
 from engines.base import Sampling, TokenOutput
-from engines.prefill import plan_prefill, shared_prefill
+from engines.prefill import left_pad, plan_prefill, shared_prefill
 
 
 class _StopWatch:
@@ -282,24 +282,6 @@ class HFEngine:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                  return_dict=False)
         return list(ids)
-
-
-def left_pad(prompts: Sequence[Sequence[int]], pad_id: int,
-             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad prompts to one length.
-
-    Returns input_ids (B, L) and attention_mask (B, L), L = the longest prompt; the mask is 0 on
-    padding. Left padding keeps every prompt's last token in the last column, where generation
-    continues.
-    """
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, p in enumerate(prompts):
-        if len(p):
-            ids[row, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-            mask[row, width - len(p):] = 1
-    return ids.to(device), mask.to(device)
 
 
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

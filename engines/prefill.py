@@ -116,15 +116,22 @@ def _plan_at(prompts: Sequence[Sequence[int]], order: list[int], lcps: list[int]
                        cost=cost, plain_cost=plain)
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if len(r):
-            ids[i, width - len(r):] = torch.tensor(list(r), dtype=torch.long)
-            mask[i, width - len(r):] = 1
-    return ids, mask
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int,
+             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad prompts to one length.
+
+    Returns input_ids (B, L) and attention_mask (B, L), L = the longest prompt; the mask is 0 on
+    padding. Left padding keeps every prompt's last token in the last column, where generation
+    continues.
+    """
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        if len(p):
+            ids[row, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
+            mask[row, width - len(p):] = 1
+    return ids.to(device), mask.to(device)
 
 
 def shared_prefill(model: Any, prompts: Sequence[Sequence[int]], plan: PrefillPlan, pad_id: int,
@@ -134,7 +141,7 @@ def shared_prefill(model: Any, prompts: Sequence[Sequence[int]], plan: PrefillPl
     passes (e.g. logits_to_keep=1)."""
     owner = plan.group_of(len(prompts))
     heads = [list(prompts[g[0]][:n]) for g, n in zip(plan.groups, plan.prefix_len)]
-    head_ids, head_mask = (t.to(device) for t in _left_pad(heads, pad_id))
+    head_ids, head_mask = left_pad(heads, pad_id, device)
     head_pos = (head_mask.cumsum(-1) - 1).masked_fill(head_mask == 0, 0)
     out = model(input_ids=head_ids, attention_mask=head_mask, position_ids=head_pos, use_cache=True,
                 **extra)
@@ -142,7 +149,7 @@ def shared_prefill(model: Any, prompts: Sequence[Sequence[int]], plan: PrefillPl
     cache = out.past_key_values
     cache.reorder_cache(index)  # copies each group's cache to its rows (indices repeat)
     tails = [list(p[plan.prefix_len[owner[r]]:]) for r, p in enumerate(prompts)]
-    tail_ids, tail_mask = (t.to(device) for t in _left_pad(tails, pad_id))
+    tail_ids, tail_mask = left_pad(tails, pad_id, device)
     start = torch.tensor([plan.prefix_len[g] for g in owner], device=device)[:, None]
     tail_pos = (start + tail_mask.cumsum(-1) - 1).masked_fill(tail_mask == 0, 0)
     mask = torch.cat([head_mask.index_select(0, index), tail_mask], dim=1)

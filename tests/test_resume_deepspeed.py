@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_resume_grpo import ENV, REPO, _args, _rows, _weights
+from tests.test_resume_grpo import ENV, REPO, _args, _rows, _weights, write_inputs
 
 
 def _port() -> int:
@@ -63,16 +63,7 @@ def _finish(proc: subprocess.Popen, timeout: int = 300) -> str:
 def test_deepspeed_zero2_kill_after_second_checkpoint_then_resume(tiny_model_dir, tmp_path,
                                                                    deepspeed_ops_built):
     pytest.importorskip("deepspeed", reason="DeepSpeed is not installed")
-    from corpora.tasks import write_tasks
-    from corpora.types import Task
-
-    write_tasks([Task(task_id=f"t{i}", intent=f"You want help with item {i}",
-                      opening=f"hello can you help me with item {i}") for i in range(4)],
-                tmp_path / "tasks.jsonl")
-    (tmp_path / "zoo.yaml").write_text(
-        "simulators:\n  tiny-roleplay:\n    kind: roleplay\n"
-        f"    engine: hf:{tiny_model_dir}\n"
-        "    sampling: {temperature: 1.0, max_tokens: 6}\n    options: {opening: real}\n")
+    write_inputs(tmp_path, tiny_model_dir)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     reference = _launch(_args(tmp_path, tiny_model_dir, whole))
     victim = _launch(_args(tmp_path, tiny_model_dir, killed))

@@ -37,6 +37,19 @@ def _args(tmp_path: Path, model_dir: Path, out: Path, *extra: str) -> list[str]:
             "--save_total_limit", "2", "--threads", "1", "--seed", "7", "--out", str(out), *extra]
 
 
+def write_inputs(tmp_path: Path, model_dir: Path) -> None:
+    """The runs' 4 tasks (tmp_path/tasks.jsonl) and a zoo with the tiny role-play simulator."""
+    from corpora.tasks import write_tasks
+
+    write_tasks([Task(task_id=f"t{i}", intent=f"You want help with item {i}",
+                      opening=f"hello can you help me with item {i}") for i in range(4)],
+                tmp_path / "tasks.jsonl")
+    (tmp_path / "zoo.yaml").write_text(
+        "simulators:\n  tiny-roleplay:\n    kind: roleplay\n"
+        f"    engine: hf:{model_dir}\n"
+        "    sampling: {temperature: 1.0, max_tokens: 6}\n    options: {opening: real}\n")
+
+
 def _start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / "trainers" / "train_rl.py"), *args],
                             cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -67,15 +80,7 @@ def _weights(folder: Path) -> dict:
 @pytest.mark.slow
 def test_kill_after_second_checkpoint_then_resume_matches_an_uninterrupted_run(
         tiny_model_dir, tmp_path, capsys):
-    from corpora.tasks import write_tasks
-
-    write_tasks([Task(task_id=f"t{i}", intent=f"You want help with item {i}",
-                      opening=f"hello can you help me with item {i}") for i in range(4)],
-                tmp_path / "tasks.jsonl")
-    (tmp_path / "zoo.yaml").write_text(
-        "simulators:\n  tiny-roleplay:\n    kind: roleplay\n"
-        f"    engine: hf:{tiny_model_dir}\n"
-        "    sampling: {temperature: 1.0, max_tokens: 6}\n    options: {opening: real}\n")
+    write_inputs(tmp_path, tiny_model_dir)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     reference = _start(_args(tmp_path, tiny_model_dir, whole))
     victim = _start(_args(tmp_path, tiny_model_dir, killed))

