@@ -141,13 +141,22 @@ def load_simulator(name: str, zoo_path: str | Path | None = None, *, engine_over
     return _build(zoo, name, engine_override, seed, engine_loader, ())
 
 
+def _options_for(override: str, entry: ZooEntry) -> dict[str, Any]:
+    """The entry's engine options that the overriding engine's backend accepts (a CPU entry's
+    dtype and quantize settings mean nothing to a served model)."""
+    from engines.spec import BACKEND_OPTIONS, parse_spec
+
+    accepted = BACKEND_OPTIONS[parse_spec(override).backend]
+    return {k: v for k, v in entry.engine_options.items() if k in accepted}
+
+
 def _build(zoo: Registry[ZooEntry], name: str, override: str | None, seed: int,
            loader: EngineLoader, parents: tuple[str, ...]) -> UserSimulator:
     if name in parents:
         raise ZooError(f"simulator zoo: {' -> '.join(parents + (name,))} is a cycle")
     entry = zoo.get(name)
     if override and entry.engine:
-        entry = replace(entry, engine=override)
+        entry = replace(entry, engine=override, engine_options=_options_for(override, entry))
     cls = simulator_class(entry.kind)
     if hasattr(cls, "from_zoo"):
         def load(member: str) -> UserSimulator:

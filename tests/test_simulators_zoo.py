@@ -141,3 +141,20 @@ simulators:
 def test_engine_options_reach_the_loader(tmp_path):
     path = write_zoo(tmp_path, "simulators:\n  a: {kind: roleplay, engine: x, engine_options: {batch_size: 4}}\n")
     assert load_simulator("a", path, engine_loader=FakeEngine).engine.options == {"batch_size": 4}
+
+
+def test_an_engine_override_keeps_only_the_options_its_backend_takes():
+    from simulators.zoo import load_simulator
+
+    seen = []
+
+    def loader(spec, **options):
+        seen.append((spec, options))
+        return object()
+
+    load_simulator("roleplay2-cpu", engine_loader=loader)
+    load_simulator("roleplay2-cpu", engine_override="openai:http://127.0.0.1:9/v1#m", engine_loader=loader)
+    load_simulator("roleplay2-cpu", engine_override="hf:/models/x", engine_loader=loader)
+    assert seen == [("builtin:smollm2-135m-instruct", {"dtype": "float32", "quantize": "int8"}),
+                    ("openai:http://127.0.0.1:9/v1#m", {}),
+                    ("hf:/models/x", {"dtype": "float32", "quantize": "int8"})]
