@@ -1,5 +1,5 @@
-"""The PPO entry script as a subprocess: --help, config errors, a tiny run, and a real 2-process
-accelerate + DeepSpeed ZeRO-2 run on CPU (gloo)."""
+"""The PPO entry script as a subprocess: --help, config errors, a tiny run, and real 2-process
+accelerate + DeepSpeed ZeRO-2 and ZeRO-3 runs on CPU (gloo)."""
 
 from __future__ import annotations
 
@@ -78,14 +78,18 @@ def test_script_runs_tiny_ppo(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.multiproc
-def test_two_process_deepspeed_zero2_ppo(tiny_model_dir, tmp_path, deepspeed_ops_built):
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_two_process_deepspeed_ppo(zero_stage, tiny_model_dir, tmp_path, deepspeed_ops_built):
+    """ZeRO-2 and ZeRO-3 (weights, LoRA and value head partitioned; generation on gathered
+    weights, so the rollout makes no collectives beyond any_live) with 2 processes."""
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if launcher is None:
         pytest.skip("accelerate's launcher is not installed in this environment")
     out = tmp_path / "run"
     # one assistant turn per episode: every rank plays the same number of turns
-    cmd = [launcher, "launch", "--use_deepspeed", "--zero_stage", "2", "--num_processes", "2",
-           "--mixed_precision", "no", "--main_process_port", "29517", SCRIPT,
+    cmd = [launcher, "launch", "--use_deepspeed", "--zero_stage", str(zero_stage),
+           "--num_processes", "2", "--mixed_precision", "no",
+           "--main_process_port", str(29515 + zero_stage), SCRIPT,
            *_setup(tmp_path, tiny_model_dir), "--ppo.steps", "2", "--rollout.max_turns", "1",
            "--ppo.samples_per_prompt", "2", "--out", str(out)]
     proc = _run(cmd, 420)

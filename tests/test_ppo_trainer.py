@@ -201,3 +201,62 @@ def test_demo_ppo_stage_is_optional():
     assert DemoConfig(stages=["rl", "ppo"]).stages == ["rl", "ppo"]
     with pytest.raises(ValueError, match="unknown stage"):
         DemoConfig(stages=["pp"])
+
+
+def test_positioned_pass_matches_the_full_pass_with_and_without_the_adapter(tiny_model_dir):
+    """PolicyValueModel.forward with positions (logits only where completion tokens are
+    predicted) gives the full pass's logits and values at those positions; the reference pass
+    (adapter disabled) likewise; a minibatch cut to its own length changes nothing."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from trainers.ppo import PolicyValueModel, causal_logits, completion_terms, pick, reference_policy
+
+    torch.manual_seed(0)
+    policy = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    policy = get_peft_model(policy, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                               init_lora_weights=False))
+    model = PolicyValueModel(policy).eval()
+    ep, short = three_turn_episode(), Episode(task=Task(task_id="u", intent="i"), simulator="s",
+                                              tokens=TokenView(prompt_ids=[1, 2, 3, 4, 5]))
+    short.tokens.extend([20, 2], generated=True, logprobs=[-1.0, -1.0])
+    batch = token_batch([short, ep], pad_id=0)
+    with torch.no_grad():
+        full_logits, full_values = model(batch.input_ids, batch.attention_mask)
+        logits, values = model(batch.input_ids, batch.attention_mask, batch.positions)
+        assert logits.shape[:2] == batch.positions.shape and values.shape == batch.positions.shape
+        torch.testing.assert_close(logits, pick(full_logits, batch.positions), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(values, full_values.gather(1, batch.positions), rtol=1e-4, atol=1e-4)
+        logp, vals, _ = completion_terms(logits, values, batch)
+        logp_full, vals_full, _ = completion_terms(full_logits, full_values, batch)
+        torch.testing.assert_close(logp, logp_full, rtol=1e-4, atol=1e-4)
+        with reference_policy(model, None) as ref:
+            ref_full = pick(ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,
+                            batch.positions)
+            ref_pos = causal_logits(ref, batch.input_ids, batch.attention_mask, batch.positions)
+        torch.testing.assert_close(ref_pos, ref_full, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(ref_pos, logits, atol=1e-3)  # the adapter was really off
+        sub = batch.rows(torch.tensor([0]))  # the short episode alone: 7 tokens, not 17
+        assert sub.input_ids.shape[1] == 7
+        sub_logits, sub_values = model(sub.input_ids, sub.attention_mask, sub.positions)
+        torch.testing.assert_close(completion_terms(sub_logits, sub_values, sub)[0][0, :2],
+                                   logp[0, :2], rtol=1e-4, atol=1e-4)
+
+
+def test_single_whole_batch_update_reuses_the_values_pass(tiny_model_dir, tmp_path):
+    """ppo_epochs 1 with the whole batch as one minibatch: the values pass is the update's forward
+    (PPOTrainer.single_update), so the ratio is exactly 1 (no clipping, zero approx KL) and the
+    one update still moves the adapter and the value head."""
+    from trainers.train_ppo import run_training
+
+    tasks = [Task(task_id=f"t{i}", intent=f"goal {i}", opening=f"hello help with {i}")
+             for i in range(3)]
+    cfg = _config(tiny_model_dir, tmp_path / "run", steps=1, minibatch_size=4, ppo_epochs=1)
+    cfg.save_every = 0
+    result = run_training(cfg, tasks=tasks, simulator=ScriptedSimulator(), reward=ShortReward())
+    row = json.loads((result.out_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["ppo/clipfrac"] == 0.0 and abs(row["ppo/approx_kl"]) < 1e-6
+    assert row["ppo/grad_norm"] > 0
+    lora, head = _lora_and_head(result.out_dir / "final")
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in lora.items())
+    assert head["bias"].abs().sum() > 0  # the head's bias starts at zero

@@ -145,16 +145,68 @@ class PolicyValueModel(nn.Module):
         self.policy.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
-                          output_hidden_states=self.critic_backbone is None)
-        if self.critic_backbone is None:
-            hidden = out.hidden_states[-1]
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                positions: torch.Tensor | None = None):
+        """(logits, values) over the whole sequence, or with `positions` (B, T) only at those
+        positions: (logits (B, T, V), values (B, T)). The positioned form runs the backbone,
+        picks the hidden states at `positions` and applies the LM head to those alone, so no
+        (B, L, V) logits (nor their gradient) exist; it falls back to the full pass for models
+        whose logits are more than lm_head(last hidden state)."""
+        split = split_causal_lm(self.policy) if positions is not None else None
+        if split is None:
+            out = self.policy(input_ids=input_ids, attention_mask=attention_mask,
+                              output_hidden_states=self.critic_backbone is None)
+            logits = out.logits
+            hidden = out.hidden_states[-1] if self.critic_backbone is None else None
         else:
+            backbone, head = split
+            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = head(pick(hidden, positions))
+        if self.critic_backbone is not None:
             hidden = self.critic_backbone(input_ids=input_ids,
                                           attention_mask=attention_mask).last_hidden_state
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
-        return out.logits, values
+        if positions is not None:
+            values = values.gather(1, positions.to(values.device))
+            if split is None:
+                logits = pick(logits, positions)
+        return logits, values
+
+
+# config fields that make a model's logits more than lm_head(last hidden state)
+_LOGIT_EXTRAS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def split_causal_lm(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """(backbone, lm_head) of a causal LM, peft-wrapped or not (LoRA layers sit inside the
+    backbone, so the adapter and `disable_adapter()` act as in a full call), or None where the
+    model has no such split or post-processes its logits (soft-capping, logit scales)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(base, getattr(base, "base_model_prefix", "") or "", None)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    if not isinstance(backbone, nn.Module) or not isinstance(head, nn.Module):
+        return None
+    config = getattr(base, "config", None)
+    if any(getattr(config, k, None) not in (None, 1, 1.0) for k in _LOGIT_EXTRAS):
+        return None
+    return backbone, head
+
+
+def pick(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """x (B, L, ...) at positions (B, T) -> (B, T, ...)."""
+    idx = positions.to(x.device)
+    return x.gather(1, idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:]))
+
+
+def causal_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  positions: torch.Tensor) -> torch.Tensor:
+    """A causal LM's logits (B, T, V) at positions (B, T) only (the reference pass)."""
+    split = split_causal_lm(model)
+    if split is None:
+        return pick(model(input_ids=input_ids, attention_mask=attention_mask).logits, positions)
+    backbone, head = split
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return head(pick(hidden, positions))
 
 
 @dataclass
@@ -166,6 +218,12 @@ class TokenBatch:
     positions: torch.Tensor       # (B, T) position predicting completion token i: P_b + i − 1
     completion: torch.Tensor      # (B, T) completion ids (pad 0)
     mask: torch.Tensor            # (B, T) float env_mask; 0 on padding and excluded episodes
+
+    def rows(self, idx: torch.Tensor) -> "TokenBatch":
+        """The episodes idx, cut to their own longest sequence (no padding to the batch max)."""
+        length = int(self.attention_mask[idx].sum(1).max())
+        return TokenBatch(self.input_ids[idx, :length], self.attention_mask[idx, :length],
+                          self.positions[idx], self.completion[idx], self.mask[idx])
 
 
 def token_batch(episodes: Sequence[Episode], pad_id: int, excluded: Sequence[bool] = ()) -> TokenBatch:
@@ -197,15 +255,17 @@ def token_batch(episodes: Sequence[Episode], pad_id: int, excluded: Sequence[boo
 
 def completion_terms(logits: torch.Tensor, values: torch.Tensor, batch: TokenBatch,
                      with_entropy: bool = False):
-    """From full-sequence logits (B, L, V) and values (B, L): the sampled completion tokens'
-    log-probs (B, T), V(s_i) (B, T) and, optionally, the entropy (B, T)."""
-    idx = batch.positions.to(logits.device)
-    picked = logits.gather(1, idx.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()
+    """From logits and values at the completion positions ((B, T, V) and (B, T), as the model
+    returns them given batch.positions) or over the full sequence ((B, L, V), (B, L)): the
+    sampled completion tokens' log-probs (B, T), V(s_i) (B, T) and, optionally, the entropy."""
+    T = batch.positions.shape[1]
+    if logits.shape[1] != T or values.shape[1] != T:  # full-sequence form
+        logits, values = pick(logits, batch.positions), values.gather(1, batch.positions.to(values.device))
+    picked = logits.float()
     logp = torch.log_softmax(picked, dim=-1).gather(
         -1, batch.completion.to(logits.device).unsqueeze(-1)).squeeze(-1)
-    vals = values.gather(1, idx).float()
     ent = entropy_from_logits(picked) if with_entropy else None
-    return logp, vals, ent
+    return logp, values.float(), ent
 
 
 def episode_token_rewards(episodes: Sequence[Episode], batch: TokenBatch, terminal: torch.Tensor,
@@ -312,18 +372,24 @@ class PPOTrainer:
         with phases("score"):
             terminal, excluded, turn_scores = self.score(episodes)
         with phases("values"):
-            batch, old_logp, old_values, ref_logp = self.evaluate(episodes, excluded)
+            batch, old_logp, old_values, ref_logp, live = self.evaluate(episodes, excluded)
         with phases("advantages"):
             data = self.advantages(episodes, batch, old_logp, old_values, ref_logp, terminal,
                                    turn_scores)
         with phases("update"):
-            update = self.update(data, step)
+            update = self.update(data, step, live)
         with phases("log"):
             row = self.log(step, episodes, data, update, {**roll_metrics, "ppo/excluded_episodes":
                                                           float(sum(excluded))})
         row.update(phases.metrics())
         self.runlog.metrics(step, row)
         return row
+
+    def single_update(self, batch_size: int) -> bool:
+        """True when a step makes exactly one optimizer update on its whole batch (ppo_epochs 1,
+        minibatch_size = the process's episodes): then the values pass IS the update's forward
+        pass (kept with its graph), since the old policy and critic are the current ones."""
+        return self.s.ppo_epochs == 1 and self.s.minibatch_size >= batch_size
 
     # ---- phases -------------------------------------------------------------------------------
     def roll_out(self, step: int) -> tuple[list[Episode], dict[str, float]]:
@@ -369,23 +435,36 @@ class PPOTrainer:
         var = ((both[:, 0] - mean) ** 2 * both[:, 1]).sum() / n.clamp(min=1)
         return (values - mean) / (var.sqrt() + 1e-8) * keep
 
-    @torch.no_grad()
     def evaluate(self, episodes: list[Episode], excluded: list[bool]):
-        """Old log-probs, values and reference log-probs of the sampled tokens, (B, T) each."""
+        """Old log-probs, values and reference log-probs of the sampled tokens, (B, T) each, and
+        the live (graph-holding) log-probs, values and entropy when single_update() holds, else
+        None. Logits exist only at the completion positions (PolicyValueModel.forward)."""
         batch = token_batch(episodes, self.pad_id, excluded)
         dev = self.acc.device
-        self.model.eval()
-        logits, values = self.model(batch.input_ids.to(dev), batch.attention_mask.to(dev))
-        old_logp, old_values, _ = completion_terms(logits, values, batch)
-        del logits
+        ids, attn, pos = batch.input_ids.to(dev), batch.attention_mask.to(dev), batch.positions.to(dev)
         ref_logp = None
-        if self.kl_coef > 0:
-            with reference_policy(self.unwrapped, self.ref_model) as ref:
-                ref_logits = ref(input_ids=batch.input_ids.to(dev),
-                                 attention_mask=batch.attention_mask.to(dev)).logits
-            ref_logp, _, _ = completion_terms(ref_logits, values, batch)
-        self.model.train()
-        return batch, old_logp.cpu(), old_values.cpu(), None if ref_logp is None else ref_logp.cpu()
+        if self.kl_coef > 0:  # first, so a live graph never spans another forward pass
+            with torch.no_grad(), reference_policy(self.unwrapped, self.ref_model) as ref:
+                ref_logits = causal_logits(ref, ids, attn, pos)
+                ref_logp = torch.log_softmax(ref_logits.float(), dim=-1).gather(
+                    -1, batch.completion.to(dev).unsqueeze(-1)).squeeze(-1)
+            del ref_logits
+        live = None
+        if self.single_update(len(episodes)):
+            self.model.train()
+            logits, values = self.model(ids, attn, pos)
+            live = completion_terms(logits, values, batch, with_entropy=True)
+            old_logp, old_values = live[0].detach(), live[1].detach()
+            del logits
+        else:
+            self.model.eval()
+            with torch.no_grad():
+                logits, values = self.model(ids, attn, pos)
+                old_logp, old_values, _ = completion_terms(logits, values, batch)
+            del logits
+            self.model.train()
+        return (batch, old_logp.cpu(), old_values.cpu(),
+                None if ref_logp is None else ref_logp.cpu(), live)
 
     def advantages(self, episodes, batch, old_logp, old_values, ref_logp, terminal,
                    turn_scores) -> StepData:
@@ -408,9 +487,12 @@ class PPOTrainer:
         var = (s2 - n * mean ** 2) / max(n - 1, 1.0)
         return (advantages - mean) / (max(var, 0.0) + 1e-8) ** 0.5 * mask
 
-    def update(self, data: StepData, step: int) -> dict[str, float]:
-        """ppo_epochs × minibatches of joint policy/value updates; mean diagnostics."""
+    def update(self, data: StepData, step: int, live: tuple | None = None) -> dict[str, float]:
+        """ppo_epochs × minibatches of joint policy/value updates; mean diagnostics. `live`: the
+        values pass's graph-holding terms (evaluate), used for the single whole-batch update."""
         B = data.batch.input_ids.shape[0]
+        if live is not None:
+            return self._minibatch(data, torch.arange(B), live)
         gen = torch.Generator().manual_seed(self.seed * 7919 + step)
         sums: dict[str, float] = {}
         count = 0
@@ -423,13 +505,15 @@ class PPOTrainer:
                 count += 1
         return {k: v / max(count, 1) for k, v in sums.items()}
 
-    def _minibatch(self, data: StepData, idx: torch.Tensor) -> dict[str, float]:
-        b = data.batch
-        sub = TokenBatch(*(t[idx] for t in (b.input_ids, b.attention_mask, b.positions,
-                                             b.completion, b.mask)))
+    def _minibatch(self, data: StepData, idx: torch.Tensor, live: tuple | None = None) -> dict[str, float]:
+        sub = data.batch.rows(idx)
         dev = self.acc.device
-        logits, values = self.model(sub.input_ids.to(dev), sub.attention_mask.to(dev))
-        logp, vals, ent = completion_terms(logits, values, sub, with_entropy=True)
+        if live is None:
+            logits, values = self.model(sub.input_ids.to(dev), sub.attention_mask.to(dev),
+                                        sub.positions.to(dev))
+            live = completion_terms(logits, values, sub, with_entropy=True)
+            del logits
+        logp, vals, ent = live
         mask = sub.mask.to(dev)
         pol = clipped_policy_loss(logp, data.old_logp[idx].to(dev), data.advantages[idx].to(dev),
                                   mask, self.s.clip_range)

@@ -199,6 +199,9 @@ def _prepare(cfg: TrainPPOConfig, acc: Any, model: Any):
         ds.setdefault("gradient_clipping", cfg.ppo.max_grad_norm)
         if ds.get("gradient_clipping") == "auto":
             ds["gradient_clipping"] = cfg.ppo.max_grad_norm
+        zero = ds.setdefault("zero_optimization", {})
+        if int(zero.get("stage", 0)) == 3:  # final/ needs the gathered weights (save_final)
+            zero["stage3_gather_16bit_weights_on_model_save"] = True
     critic = [p for n, p in model.named_parameters() if p.requires_grad
               and n.startswith(("value_head.", "critic_backbone."))]
     policy = [p for n, p in model.named_parameters() if p.requires_grad
