@@ -33,9 +33,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-#: Characters per token assumed when sizing strings for a token budget: English text runs at about
-#: 4 characters per token with these tokenizers; 3 leaves room for short words and punctuation.
-CHARS_PER_TOKEN = 3
+#: Characters per token assumed when sizing strings for a token budget: English prose runs at
+#: about 4 characters per token with these tokenizers, but digits are one token each (a timestamp
+#: in a 135M model's reply took a token per character), so 2 leaves room for mixed text.
+CHARS_PER_TOKEN = 2
 #: Tokens for one property's key, quotes, colon and separator; non-string values get as many more.
 FIELD_TOKENS = 4
 
@@ -49,7 +50,7 @@ def fit_schema(schema: Mapping[str, Any], max_tokens: int, *,
     own caps already fit it, the schema is returned unchanged; otherwise each string's cap becomes
     its share of the budget, in proportion to its own maxLength (a string with no cap weighs as
     much as the whole budget), never above its own maxLength. Example: {thought ≤ 300, response ≤
-    2000} at 48 tokens → budget (48 − 10) · 3 = 114 → thought ≤ 14, response ≤ 99."""
+    2000} at 48 tokens → budget (48 − 10) · 2 = 76 → thought ≤ 9, response ≤ 66."""
     props = dict(schema.get("properties") or {})
     strings = [k for k, v in props.items() if isinstance(v, Mapping) and v.get("type") == "string"]
     if not strings:

@@ -103,12 +103,14 @@ def test_fit_schema_shares_the_budget_in_proportion_to_the_caps():
     schema = {"type": "object", "required": ["thought", "response"],
               "properties": {"thought": {"type": "string", "maxLength": 300},
                              "response": {"type": "string", "maxLength": 2000}}}
-    fitted = fit_schema(schema, 48)   # budget (48 - 2 - 4*2) * 3 = 114 chars
+    fitted = fit_schema(schema, 48, chars_per_token=3)   # budget (48 - 2 - 4*2) * 3 = 114 chars
     assert fitted["properties"]["thought"]["maxLength"] == 114 * 300 // 2300 == 14
     assert fitted["properties"]["response"]["maxLength"] == 114 * 2000 // 2300 == 99
+    default = fit_schema(schema, 48)   # 2 characters per token: (48 - 10) * 2 = 76
+    assert [default["properties"][k]["maxLength"] for k in ("thought", "response")] == [9, 66]
     assert fitted["required"] == ["thought", "response"]
     assert schema["properties"]["thought"]["maxLength"] == 300  # the input is not changed
-    assert fit_schema(schema, 1024) == schema                    # (1024 - 10) * 3 >= 2300
+    assert fit_schema(schema, 1200) == schema                    # (1200 - 10) * 2 >= 2300
 
 
 def test_fit_schema_counts_non_string_fields_and_caps_uncapped_strings():
@@ -116,8 +118,8 @@ def test_fit_schema_counts_non_string_fields_and_caps_uncapped_strings():
 
     verdict = {"type": "object", "properties": {"rationale": {"type": "string"},
                                                 "score": {"type": "integer", "minimum": 0}}}
-    fitted = fit_schema(verdict, 40)  # overhead 2 + 4*2 + 4*1 = 14 -> (40 - 14) * 3 = 78 chars
-    assert fitted["properties"]["rationale"]["maxLength"] == 78
+    fitted = fit_schema(verdict, 40)  # overhead 2 + 4*2 + 4*1 = 14 -> (40 - 14) * 2 = 52 chars
+    assert fitted["properties"]["rationale"]["maxLength"] == 52
     assert fitted["properties"]["score"] == {"type": "integer", "minimum": 0}
     assert fit_schema({"type": "object", "properties": {"n": {"type": "integer"}}}, 5) == \
         {"type": "object", "properties": {"n": {"type": "integer"}}}
@@ -134,7 +136,7 @@ def test_a_fitted_schema_caps_what_the_engine_writes(engine):
                          "properties": {"thought": {"type": "string", "maxLength": 300},
                                         "response": {"type": "string", "maxLength": 2000}}}, 24)
     caps = {k: v["maxLength"] for k, v in schema["properties"].items()}
-    assert caps == {"thought": 5, "response": 36}
+    assert caps == {"thought": 3, "response": 24}
     outs = engine.generate([engine.tokenizer.encode("hello there")] * 4,
                            Sampling(temperature=1.0, max_tokens=200, seed=5, json_schema=schema))
     for out in outs:

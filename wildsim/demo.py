@@ -55,7 +55,7 @@ class DemoConfig:
     finetune_steps: int = option(8, help="simulator fine-tuning steps (0: the preset's)")
     heldout_limit: int = option(8, help="held-out conversations scored in stage simulator")
     crosssim_config: str = option("configs/eval/cross_sim_demo.yaml", help="preset of stage crosssim")
-    crosssim_tasks: int = option(3, help="held-out tasks per cell in stage crosssim")
+    crosssim_tasks: int = option(2, help="held-out tasks per cell in stage crosssim")
     wildbench_config: str = option("configs/eval/wildbench_demo.yaml",
                                    help="preset of stage wildbench")
     wildbench_tasks: int = option(2, help="WildBench sample tasks judged in stage wildbench")
