@@ -88,12 +88,13 @@ STOCK_OPENING = "Hi, can you help me with something?"
 STOCK_REPLY = "Can you go on? I'm not sure that answers what I need."
 
 #: The reply format servers constrain decoding to. The length caps (characters) make the grammar
-#: close the object well within the published 1024-token budget, so a rambling string cannot run
-#: into max_tokens and leave unparsable, truncated JSON.
+#: close the object within the published 1024-token budget even at 2 characters per token
+#: (engines.constrained.fit_schema leaves them as they are there and shrinks them for smaller
+#: budgets), so a rambling string cannot run into max_tokens and leave truncated JSON.
 REPLY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"thought": {"type": "string", "maxLength": 300},
-                   "response": {"type": "string", "maxLength": 2000}},
+    "properties": {"thought": {"type": "string", "maxLength": 200},
+                   "response": {"type": "string", "maxLength": 1800}},
     "required": ["thought", "response"],
 }
 
