@@ -35,8 +35,9 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
-def write_inputs(folder: Path, model_dir: Path) -> None:
-    """4 tasks and a zoo holding the tiny role-play simulator."""
+def write_inputs(folder: Path, model_dir: Path, max_tokens: int = 8) -> None:
+    """4 tasks (folder/tasks.jsonl) and a zoo holding the tiny role-play simulator (folder/zoo.yaml);
+    tests/test_resume_grpo.py uses the same inputs."""
     from corpora.tasks import write_tasks
     from corpora.types import Task
 
@@ -46,7 +47,7 @@ def write_inputs(folder: Path, model_dir: Path) -> None:
     (folder / "zoo.yaml").write_text(
         "simulators:\n  tiny-roleplay:\n    kind: roleplay\n"
         f"    engine: hf:{model_dir}\n"
-        "    sampling: {temperature: 1.0, max_tokens: 8}\n    options: {opening: real}\n")
+        f"    sampling: {{temperature: 1.0, max_tokens: {max_tokens}}}\n    options: {{opening: real}}\n")
 
 
 def command(folder: Path, model_dir: Path, out: Path, steps: int, save_every: int) -> list[str]:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from corpora.types import Task
 from trainers.checkpoint import config_differences
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,15 +38,9 @@ def _args(tmp_path: Path, model_dir: Path, out: Path, *extra: str) -> list[str]:
 
 def write_inputs(tmp_path: Path, model_dir: Path) -> None:
     """The runs' 4 tasks (tmp_path/tasks.jsonl) and a zoo with the tiny role-play simulator."""
-    from corpora.tasks import write_tasks
+    from benchmarks.resume import write_inputs as write
 
-    write_tasks([Task(task_id=f"t{i}", intent=f"You want help with item {i}",
-                      opening=f"hello can you help me with item {i}") for i in range(4)],
-                tmp_path / "tasks.jsonl")
-    (tmp_path / "zoo.yaml").write_text(
-        "simulators:\n  tiny-roleplay:\n    kind: roleplay\n"
-        f"    engine: hf:{model_dir}\n"
-        "    sampling: {temperature: 1.0, max_tokens: 6}\n    options: {opening: real}\n")
+    write(tmp_path, model_dir, max_tokens=6)
 
 
 def _start(args: list[str]) -> subprocess.Popen:
