@@ -45,6 +45,9 @@ CLOSE_MARGIN = 2
 #: A row is walked every step once its last known need is within CLOSE_MARGIN + NEAR_SLACK of
 #: its budget left, and every NEAR_SLACK steps before that.
 NEAR_SLACK = 4
+#: In closing mode, when the closing rule leaves at most this many tokens, each is checked with a
+#: walk of its own and only those after which the document still closes in budget are kept.
+EXACT_CHECK = 16
 #: The longest closing walk made; a document that needs more counts as MAX_WALK + 1.
 MAX_WALK = 64
 
@@ -227,6 +230,8 @@ class JsonConstraint:
             if remaining <= need + CLOSE_MARGIN:
                 self.stats["closing_steps"] += 1
                 keep = closing
+                if 1 < keep.numel() <= EXACT_CHECK:
+                    keep = self._fitting(i, keep, remaining - 1)
             elif remaining <= need + CLOSE_MARGIN + NEAR_SLACK:
                 keep = self._near_ids(self._bitmask[i], self.matchers[i])
             else:
@@ -268,9 +273,30 @@ class JsonConstraint:
         state it takes the shortest token (lowest id among equals) of the closing rule's set,
         until the document is complete; +1 for the end-of-turn token. It starts from the
         row's mask already in the batch bitmask."""
+        return self._walk(self.matchers[row], self._bitmask[row])
+
+    def _fitting(self, row: int, keep: torch.Tensor, left: int) -> torch.Tensor:
+        """Of the closing ids `keep` (at most EXACT_CHECK of them), those after which the row's
+        walk still ends within `left` tokens; if none does, those whose walk is shortest."""
+        needs = []
+        for tok in keep.tolist():
+            fork = self.matchers[row].fork()
+            if not fork.accept_token(tok):
+                needs.append(MAX_WALK + 1)
+            else:
+                needs.append(0 if fork.is_terminated() else self._walk(fork)[0])
+        needs_t = torch.tensor(needs)
+        fits = needs_t <= left
+        return keep[fits] if bool(fits.any()) else keep[needs_t == needs_t.min()]
+
+    def _walk(self, matcher: Any, words: torch.Tensor | None = None) -> tuple[int, torch.Tensor]:
+        """closing_walk from `matcher`'s state, whose (printable) mask is `words` when known."""
         self.stats["walks"] += 1
-        matcher = self.matchers[row]
-        first = self._closing_ids(self._bitmask[row], matcher)
+        if words is None:
+            matcher.fill_next_token_bitmask(self._scratch, 0)
+            self._scratch[0] &= self.tokens.printable
+            words = self._scratch[0].clone()
+        first = self._closing_ids(words, matcher)
         allowed = first
         fork = None
         for taken in range(MAX_WALK):
