@@ -13,8 +13,26 @@ Rows without a schema are never touched (their logits, and so their samples and 
 those of the unconstrained model). A constrained row can only ever sample tokens that keep its
 text a prefix of a document matching the schema; once the document is complete the grammar allows
 only the end-of-turn ids, so a row that ends on its own ends with a complete, schema-valid JSON
-document. A row cut by `max_tokens` is the one way to get an incomplete document: give JSON
-replies a token budget that fits them.
+document. Tokens holding a raw control character are masked too (the grammar lets strings hold
+them; JSON does not).
+
+Closing within max_tokens (`grammars.constraint(schemas, max_tokens=...)`, `mask(logits, step)`):
+a row's need is the number of tokens a greedy walk on a fork of its matcher takes to complete the
+document under the closing rule (at each state the shortest token, lowest id among equals, of
+the rule's set), +1 for the end-of-turn id. When the row's budget left (max_tokens − step) is at
+most need + CLOSE_MARGIN, the row is in closing mode and its grammar mask is narrowed to the
+first non-empty of: the tokens covering most of the grammar's forced text (a key, its quotes and
+colon), when there is forced text; tokens starting with a `"` that closes a string (a probe on a
+fork: after it only `,` `}` `]` `:` or a space may follow); tokens starting with `}` or `]`; with
+`,`; the end-of-turn ids; tokens starting with a `"` that opens something; the mask less escapes
+and split UTF-8 characters. If at most EXACT_CHECK tokens are left, each is checked with a walk
+of its own and only those after which the document still closes in budget are kept. The model
+samples among what is left by its own probabilities. Within NEAR_SLACK more tokens of the budget,
+a row not yet closing loses escapes, split characters, `{`, `[`, and where `}`/`]` could close,
+`,` and opening quotes (tokens that would raise its need). Walks are made on a row's first step,
+every NEAR_SLACK steps, and every step once near its budget, so they cost little elsewhere.
+Guaranteed (up to the margin) for schemas whose properties are all required; with optional
+properties or arrays a free token early on can open more than the margin covers.
 
 `fit_schema(schema, max_tokens)` lowers the `maxLength` of an object schema's string properties so
 that a whole document fits a reply's token budget (the callers that request schemas use it, for

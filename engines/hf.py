@@ -17,7 +17,8 @@ What `generate` returns (one TokenOutput per prompt):
 Structured output: a prompt whose schema is set (`sampling.json_schema`, or per prompt with
 `generate(..., json_schemas=[...])`) is decoded under a JSON-schema logits mask
 (engines/constrained.py, xgrammar): it can only produce a schema-valid document, ended by the
-end-of-turn token. Its log-probs are those of the masked distribution it was sampled from. Rows
+end-of-turn token, and it closes the document within `max_tokens` (closing mode, when the schema's
+shortest document fits). Its log-probs are those of the masked distribution it was sampled from. Rows
 without a schema in the same batch are decoded exactly as they would be alone.
 
 Decoding is a plain loop over the model's forward pass with its KV cache: one pass over the
