@@ -15,6 +15,11 @@ bundled-sample conversations (opening + one canned assistant turn), and the buil
 prints the simulator's JSON fallbacks (replies not read as a JSON object) and the judge's parsed
 verdicts. The CPU demo's settings: `--protocols 32 --sim-max-tokens 40 --judge-max-tokens 32`.
 
+Mask-cost mode (--mask-cost): the same judge prompts decoded greedily under the verdict schema,
+once without and once with closing mode (engines/constrained.py); prints the time per decoding
+step spent in the constraint's mask (grammar fills, closing walks), the walks made and the steps
+spent closing.
+
 Compare mode (--compare): for each library that imports (xgrammar; outlines_core and
 lm-format-enforcer when installed, e.g. `pip install --target DIR outlines_core
 lm-format-enforcer interegular` and PYTHONPATH=DIR), on the builtin tokenizer (49k tokens):
@@ -69,6 +74,49 @@ def engine_speed(batch: int, max_tokens: int) -> dict[str, float]:
         out[f"{name}_parsed"] = sum(_parses(engine.tokenizer.decode(o.ids, skip_special_tokens=True))
                                     for o in outs)
     out["ratio"] = out["schema_tok_s"] / out["free_tok_s"]
+    return out
+
+
+def mask_cost(batch: int, max_tokens: int) -> dict[str, dict[str, float]]:
+    """Per-step mask time for the verdict schema without and with closing mode (see docstring)."""
+    import engines.constrained as constrained
+    from corpora.types import Message
+    from engines.base import Sampling
+    from engines.spec import load_chat_engine
+    from rewards.judge import VERDICT_SCHEMA
+
+    engine = load_chat_engine("builtin:smollm2-135m-instruct", dtype="float32")
+    prompts = [engine.render([Message("system", "Rate the reply from 0 to 10 as JSON with a "
+                                                "rationale and a score."),
+                              Message("user", f"Question {i}: how do I sort a list in Python? "
+                                              f"Reply: use sorted(xs).")]) for i in range(batch)]
+    made: list[Any] = []
+    spent = {"s": 0.0, "steps": 0}
+    mask, make = constrained.JsonConstraint.mask, constrained.JsonGrammars.constraint
+
+    def timed_mask(self: Any, logits: Any, step: int | None = None) -> None:
+        start = time.perf_counter()
+        mask(self, logits, step)
+        spent["s"] += time.perf_counter() - start
+        spent["steps"] += 1
+
+    out = {}
+    try:
+        constrained.JsonConstraint.mask = timed_mask
+        for closing in (False, True):
+            def build(self: Any, schemas: Any, *, max_tokens: int | None = None,
+                      _closing: bool = closing) -> Any:
+                made.append(make(self, schemas, max_tokens=max_tokens if _closing else None))
+                return made[-1]
+            constrained.JsonGrammars.constraint = build
+            spent.update(s=0.0, steps=0)
+            engine.generate(prompts, Sampling(temperature=0.0, max_tokens=max_tokens,
+                                              json_schema=VERDICT_SCHEMA))
+            out["closing" if closing else "plain"] = {
+                "mask_ms_per_step": spent["s"] / max(1, spent["steps"]) * 1000,
+                "steps": spent["steps"], **made[-1].stats}
+    finally:
+        constrained.JsonConstraint.mask, constrained.JsonGrammars.constraint = mask, make
     return out
 
 
@@ -238,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                         "judge's token cap per verdict (0 = the judge's default, 512)")
     parser.add_argument("--schema-only", action="store_true", help="protocols mode: measure "
                         "with json_schema on only")
+    parser.add_argument("--mask-cost", action="store_true", help="also time the mask per step "
+                        "without and with closing mode")
     parser.add_argument("--no-speed", action="store_true", help="skip the engine tokens/s run")
     args = parser.parse_args(argv)
     import torch
@@ -257,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"json_schema {'on ' if mode == 'schema' else 'off'}: simulator JSON fallbacks "
                   f"{r['sim_json_fallbacks']}/{r['replies']} replies, judge verdicts parsed "
                   f"{r['verdicts_parsed']}/{r['verdicts']}")
+    if args.mask_cost:
+        for mode, r in mask_cost(args.batch, args.max_tokens).items():
+            print(f"mask, {mode:7s}: {r['mask_ms_per_step']:.2f} ms/step for {args.batch} rows over "
+                  f"{r['steps']} steps; walks {r['walks']}, closing steps {r['closing_steps']}")
     if args.no_speed:
         print(f"load average (1 min) at end {_load_avg()}")
         return 0
