@@ -8,10 +8,17 @@ for `--max-tokens` tokens, once free and once under the judge's verdict schema
 (rewards.judge.VERDICT_SCHEMA); prints generated tokens/s of each and their ratio.
 
 Protocols mode (--protocols N): the builtin role-play simulator (zoo entry roleplay2-cpu, its user
-turns capped at `--sim-max-tokens`) replies once to N bundled-sample conversations (opening + one
-canned assistant turn), and the builtin judge (rewards.judge.JudgeReward) scores them, each with
-`json_schema` off and on; prints the simulator's JSON fallbacks (replies not read as a JSON
-object) and the judge's parsed verdicts.
+turns capped at `--sim-max-tokens`; float32 + torch int8 as the zoo entry says) replies once to N
+bundled-sample conversations (opening + one canned assistant turn), and the builtin judge
+(rewards.judge.JudgeReward, float32 + int8 as in the CPU demo, its verdicts capped at
+`--judge-max-tokens`) scores them, each with `json_schema` off and on (`--schema-only`: on only);
+prints the simulator's JSON fallbacks (replies not read as a JSON object) and the judge's parsed
+verdicts. The CPU demo's settings: `--protocols 32 --sim-max-tokens 40 --judge-max-tokens 32`.
+
+Mask-cost mode (--mask-cost): the same judge prompts decoded greedily under the verdict schema,
+once without and once with closing mode (engines/constrained.py); prints the time per decoding
+step spent in the constraint's mask (grammar fills, closing walks), the walks made and the steps
+spent closing.
 
 Compare mode (--compare): for each library that imports (xgrammar; outlines_core and
 lm-format-enforcer when installed, e.g. `pip install --target DIR outlines_core
@@ -70,7 +77,51 @@ def engine_speed(batch: int, max_tokens: int) -> dict[str, float]:
     return out
 
 
-def protocols(n: int, sim_max_tokens: int) -> dict[str, dict[str, int]]:
+def mask_cost(batch: int, max_tokens: int) -> dict[str, dict[str, float]]:
+    """Per-step mask time for the verdict schema without and with closing mode (see docstring)."""
+    import engines.constrained as constrained
+    from corpora.types import Message
+    from engines.base import Sampling
+    from engines.spec import load_chat_engine
+    from rewards.judge import VERDICT_SCHEMA
+
+    engine = load_chat_engine("builtin:smollm2-135m-instruct", dtype="float32")
+    prompts = [engine.render([Message("system", "Rate the reply from 0 to 10 as JSON with a "
+                                                "rationale and a score."),
+                              Message("user", f"Question {i}: how do I sort a list in Python? "
+                                              f"Reply: use sorted(xs).")]) for i in range(batch)]
+    made: list[Any] = []
+    spent = {"s": 0.0, "steps": 0}
+    mask, make = constrained.JsonConstraint.mask, constrained.JsonGrammars.constraint
+
+    def timed_mask(self: Any, logits: Any, step: int | None = None) -> None:
+        start = time.perf_counter()
+        mask(self, logits, step)
+        spent["s"] += time.perf_counter() - start
+        spent["steps"] += 1
+
+    out = {}
+    try:
+        constrained.JsonConstraint.mask = timed_mask
+        for closing in (False, True):
+            def build(self: Any, schemas: Any, *, max_tokens: int | None = None,
+                      _closing: bool = closing) -> Any:
+                made.append(make(self, schemas, max_tokens=max_tokens if _closing else None))
+                return made[-1]
+            constrained.JsonGrammars.constraint = build
+            spent.update(s=0.0, steps=0)
+            engine.generate(prompts, Sampling(temperature=0.0, max_tokens=max_tokens,
+                                              json_schema=VERDICT_SCHEMA))
+            out["closing" if closing else "plain"] = {
+                "mask_ms_per_step": spent["s"] / max(1, spent["steps"]) * 1000,
+                "steps": spent["steps"], **made[-1].stats}
+    finally:
+        constrained.JsonConstraint.mask, constrained.JsonGrammars.constraint = mask, make
+    return out
+
+
+def protocols(n: int, sim_max_tokens: int, judge_max_tokens: int | None = None,
+              schema_only: bool = False) -> dict[str, dict[str, int]]:
     """Simulator JSON fallbacks and judge parse counts, schema off and on (see the docstring)."""
     from corpora.tasks import read_tasks
     from corpora.types import Episode, Message
@@ -82,9 +133,10 @@ def protocols(n: int, sim_max_tokens: int) -> dict[str, dict[str, int]]:
         return load_chat_engine(spec, **{"dtype": "float32", **options})
 
     tasks = read_tasks("sample")[:n]
-    engine = float32("builtin:smollm2-135m-instruct")
+    engine = float32("builtin:smollm2-135m-instruct", quantize="int8")  # the demo's judge
+    judge_sampling = JUDGE_SAMPLING.with_(max_tokens=judge_max_tokens or JUDGE_SAMPLING.max_tokens)
     out = {}
-    for on in (False, True):
+    for on in ((True,) if schema_only else (False, True)):
         sim = load_simulator("roleplay2-cpu", seed=0, engine_loader=float32)
         sim.json_schema = on
         sim.sampling = sim.sampling.with_(max_tokens=sim_max_tokens)
@@ -98,7 +150,7 @@ def protocols(n: int, sim_max_tokens: int) -> dict[str, dict[str, int]]:
         for ep, turn in zip(episodes, replies):
             ep.messages.append(Message("user", turn.text))
         judge = JudgeReward([engine], names=["builtin"],
-                            sampling=JUDGE_SAMPLING.with_(json_schema=None if not on else
+                            sampling=judge_sampling.with_(json_schema=None if not on else
                                                           JUDGE_SAMPLING.json_schema))
         results = judge.score(episodes)
         out["schema" if on else "free"] = {
@@ -230,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
                         "fallbacks and judge parse rates on this many sample conversations")
     parser.add_argument("--sim-max-tokens", type=int, default=96, help="protocols mode: the "
                         "simulator's token cap per user turn")
+    parser.add_argument("--judge-max-tokens", type=int, default=0, help="protocols mode: the "
+                        "judge's token cap per verdict (0 = the judge's default, 512)")
+    parser.add_argument("--schema-only", action="store_true", help="protocols mode: measure "
+                        "with json_schema on only")
+    parser.add_argument("--mask-cost", action="store_true", help="also time the mask per step "
+                        "without and with closing mode")
+    parser.add_argument("--no-speed", action="store_true", help="skip the engine tokens/s run")
     args = parser.parse_args(argv)
     import torch
 
@@ -243,10 +302,18 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['compile_s']:.3f} s, mask {r['mask_ms_per_step']:.2f} ms/step for "
                   f"{args.batch} rows ({r['steps']} steps)")
     if args.protocols:
-        for mode, r in protocols(args.protocols, args.sim_max_tokens).items():
+        for mode, r in protocols(args.protocols, args.sim_max_tokens, args.judge_max_tokens or None,
+                                 args.schema_only).items():
             print(f"json_schema {'on ' if mode == 'schema' else 'off'}: simulator JSON fallbacks "
                   f"{r['sim_json_fallbacks']}/{r['replies']} replies, judge verdicts parsed "
                   f"{r['verdicts_parsed']}/{r['verdicts']}")
+    if args.mask_cost:
+        for mode, r in mask_cost(args.batch, args.max_tokens).items():
+            print(f"mask, {mode:7s}: {r['mask_ms_per_step']:.2f} ms/step for {args.batch} rows over "
+                  f"{r['steps']} steps; walks {r['walks']}, closing steps {r['closing_steps']}")
+    if args.no_speed:
+        print(f"load average (1 min) at end {_load_avg()}")
+        return 0
     r = engine_speed(args.batch, args.max_tokens)
     print(f"builtin engine, batch {args.batch}: free {r['free_tok_s']:.1f} tok/s "
           f"({r['free_parsed']}/{args.batch} verdicts parse), schema {r['schema_tok_s']:.1f} tok/s "

@@ -17,7 +17,8 @@ What `generate` returns (one TokenOutput per prompt):
 Structured output: a prompt whose schema is set (`sampling.json_schema`, or per prompt with
 `generate(..., json_schemas=[...])`) is decoded under a JSON-schema logits mask
 (engines/constrained.py, xgrammar): it can only produce a schema-valid document, ended by the
-end-of-turn token. Its log-probs are those of the masked distribution it was sampled from. Rows
+end-of-turn token, and it closes the document within `max_tokens` (closing mode, when the schema's
+shortest document fits). Its log-probs are those of the masked distribution it was sampled from. Rows
 without a schema in the same batch are decoded exactly as they would be alone.
 
 Decoding is a plain loop over the model's forward pass with its KV cache: one pass over the
@@ -195,7 +196,7 @@ class HFEngine:
                              use_cache=True, **extra)
         self.prefill_stats["plain_tokens"] += len(prompts) * max(len(p) for p in prompts)
         self.prefill_stats["calls_shared" if plan is not None else "calls_plain"] += 1
-        constraint = self._constraint(schemas, out.logits.shape[-1])
+        constraint = self._constraint(schemas, out.logits.shape[-1], sampling.max_tokens)
         tokens: list[torch.Tensor] = []
         logprobs: list[torch.Tensor] = []
         local_done = False
@@ -203,7 +204,7 @@ class HFEngine:
         while True:
             logits = out.logits[:, -1, :].float()
             if constraint is not None:
-                constraint.mask(logits)
+                constraint.mask(logits, step)
             scaled = logits / temperature
             logp = torch.log_softmax(scaled, dim=-1)
             if greedy:
@@ -230,15 +231,18 @@ class HFEngine:
         return [self._output(ids[row], lps[row], watch.done_at[row], sampling)
                 for row in range(len(prompts))]
 
-    def _constraint(self, schemas: Sequence[dict[str, Any] | None], vocab_size: int) -> Any:
-        """The batch's JSON-schema mask (engines/constrained.py), or None when no row has a schema."""
+    def _constraint(self, schemas: Sequence[dict[str, Any] | None], vocab_size: int,
+                    max_tokens: int) -> Any:
+        """The batch's JSON-schema mask (engines/constrained.py), closing each constrained row's
+        document within `max_tokens` (every row of a batch has the same budget), or None when no
+        row has a schema."""
         if all(s is None for s in schemas):
             return None
         if self._grammars is None or self._grammars.vocab_size != vocab_size:
             from engines.constrained import JsonGrammars
 
             self._grammars = JsonGrammars(self.tokenizer, vocab_size, self.eos_token_ids)
-        return self._grammars.constraint(schemas)
+        return self._grammars.constraint(schemas, max_tokens=max_tokens)
 
     @property
     def _keeps_logits(self) -> bool:
