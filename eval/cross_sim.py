@@ -46,6 +46,8 @@ class CrossSimConfig:
     zoo: str | None = option(None, help="simulator zoo YAML (default configs/simulators.yaml)")
     sim_engine: str | None = option(None, help="engine spec replacing every simulator's own "
                                     "(e.g. builtin:smollm2-135m-instruct on a CPU machine)")
+    sim_max_tokens: int | None = option(None, help="cap on every simulator's tokens per user turn "
+                                        "(None: each zoo entry's own max_tokens)")
     tasks: str = option("sample", help="held-out task file (corpora.tasks.read_tasks) or 'sample'")
     limit: int | None = option(None, help="use only the first N tasks (None: all)")
     samples: int = option(1, help="conversations per task and cell (per-task rewards are averaged)")
@@ -221,7 +223,7 @@ def load_tasks(source: str, limit: int | None) -> list[Task]:
 
 def run_cross_sim(cfg: CrossSimConfig, argv: Sequence[str] | None = None) -> Path:
     """Run the matrix and write its outputs; returns OUT/cross_sim.json."""
-    from simulators.zoo import load_simulator
+    from simulators.zoo import cap_max_tokens, load_simulator
     from tqdm import tqdm
 
     out = Path(cfg.out)
@@ -244,6 +246,7 @@ def run_cross_sim(cfg: CrossSimConfig, argv: Sequence[str] | None = None) -> Pat
             if sim_name not in sims:
                 sims[sim_name] = load_simulator(sim_name, cfg.zoo, engine_override=cfg.sim_engine,
                                                 seed=cfg.seed)
+                cap_max_tokens(sims[sim_name], cfg.sim_max_tokens, option_name="sim_max_tokens")
             cell = play_cell(tasks, assistant, spec, policy, sims[sim_name], sim_name, reward, cfg)
             save_cell(path, cell)
         else:

@@ -20,7 +20,8 @@ members by zoo name with `load(name)`; the fine-tuned simulator does, to load it
 end-of-conversation token). `engine_override` swaps the engine spec of every entry built by the
 call that has one (mixture members included; a from_zoo class sees it in `entry.engine`), e.g.
 to run the GPU recipe's prompts on the builtin CPU model. An unknown name is an error that lists
-the zoo's names.
+the zoo's names. `cap_max_tokens(simulator, n)` caps a built simulator's tokens per user turn (a
+mixture's members included), for runs that want shorter user turns than the entry's.
 """
 
 from __future__ import annotations
@@ -139,6 +140,27 @@ def load_simulator(name: str, zoo_path: str | Path | None = None, *, engine_over
     if engine_loader is None:
         from engines.spec import load_chat_engine as engine_loader
     return _build(zoo, name, engine_override, seed, engine_loader, ())
+
+
+def cap_max_tokens(simulator: UserSimulator, max_tokens: int | None, *,
+                   option_name: str = "simulator.max_tokens") -> None:
+    """Cap the tokens per user turn of a built simulator (and of a mixture's members) that holds
+    `sampling` settings; None leaves it as built. A simulator with nothing to cap is an error that
+    names `option_name` (the config field that asked for the cap)."""
+    if max_tokens is None:
+        return
+    if max_tokens < 1:
+        raise ZooError(f"{option_name} must be >= 1, got {max_tokens}")
+    members = getattr(simulator, "members", {})
+    targets = [simulator, *(members.values() if isinstance(members, dict) else members)]
+    capped = 0
+    for sim in targets:
+        if isinstance(getattr(sim, "sampling", None), Sampling):
+            sim.sampling = sim.sampling.with_(max_tokens=max_tokens)
+            capped += 1
+    if not capped:
+        raise ZooError(f"{option_name}: simulator {simulator.name!r} has no sampling settings to "
+                       "cap; leave it unset and set max_tokens in the zoo entry")
 
 
 def _options_for(override: str, entry: ZooEntry) -> dict[str, Any]:

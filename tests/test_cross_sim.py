@@ -155,6 +155,11 @@ def test_rule_reward_and_config_errors(tmp_path, tiny_model_dir):
         cross_sim.CrossSimConfig(**{**data, "compare": [["base", "nobody"]]})
     with pytest.raises(SystemExit):
         cross_sim.main(["--config", str(cfg_path), "--simulators", "[]"])
+    # the scripted users have no sampling settings: a cap on them is refused, naming the option
+    with pytest.raises(ValueError, match="sim_max_tokens: simulator 'long' has no sampling"):
+        cross_sim.run_cross_sim(cross_sim.CrossSimConfig(**{
+            **data, "sim_max_tokens": 8, "out": str(tmp_path / "capped"),
+            "rollout": cross_sim.RolloutConfig(**data["rollout"])}))
 
 
 def test_count_in_details_finds_nested_judge_failures():

@@ -8,7 +8,8 @@ from simulators.finetuned import FinetunedSimulator
 from simulators.mixture import MixtureSimulator
 from simulators.roleplay import RolePlaySimulator
 from simulators.base import SIMULATOR_KINDS
-from simulators.zoo import ZooError, known_simulators, load_simulator, load_zoo, simulator_class
+from simulators.zoo import (ZooError, cap_max_tokens, known_simulators, load_simulator, load_zoo,
+                            simulator_class)
 from foundation.registry import UnknownNameError
 
 PUBLISHED = ["roleplay1", "roleplay2", "roleplay3", "sftuser", "mixture"]
@@ -89,6 +90,22 @@ def test_mixture_loads_its_members_and_the_override_reaches_them(tmp_path):
     mix = load_simulator("mix", path, engine_loader=FakeEngine, engine_override="builtin:smollm2-135m-instruct")
     assert {m.engine.spec for m in mix.members.values()} == {"builtin:smollm2-135m-instruct"}
     assert load_simulator("recorder", path, engine_override="hf:/x").entry.engine == "hf:/x"
+
+
+def test_cap_max_tokens_reaches_a_simulator_and_a_mixtures_members(tmp_path):
+    path = write_zoo(tmp_path, MIXED_ZOO)
+    rp = load_simulator("rp", path, engine_loader=FakeEngine)
+    cap_max_tokens(rp, None)                        # None: as built
+    assert rp.sampling.max_tokens == 1024
+    cap_max_tokens(rp, 40)
+    assert rp.sampling.max_tokens == 40 and rp.sampling.temperature == 0.7
+    mix = load_simulator("mix", path, engine_loader=FakeEngine)
+    cap_max_tokens(mix, 24)
+    assert [m.sampling.max_tokens for m in mix.members.values()] == [24, 24]
+    with pytest.raises(ZooError, match="sim_max_tokens: simulator 'recorder' has no sampling"):
+        cap_max_tokens(load_simulator("recorder", path), 8, option_name="sim_max_tokens")
+    with pytest.raises(ZooError, match="simulator.max_tokens must be >= 1, got 0"):
+        cap_max_tokens(rp, 0)
 
 
 def test_published_mixture_names_zoo_members():

@@ -96,7 +96,7 @@ def test_roleplay_simulator_replies_parse_as_json(served):
     from simulators.roleplay import RolePlaySimulator
 
     sim = RolePlaySimulator(served["spec"], name="roleplay", opening="real", seed=0,
-                            sampling=Sampling(temperature=0.7, top_p=0.9, max_tokens=700))
+                            sampling=Sampling(temperature=0.7, top_p=0.9, max_tokens=200))
     episodes = [Episode(task=t, simulator="roleplay",
                         messages=[Message("user", t.opening), Message("assistant", "Sure! Tell me more.")])
                 for t in TASKS[:3]]

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any, Literal, Sequence  # noqa: E402
 
 from corpora.types import Task  # noqa: E402
-from engines.base import Sampling  # noqa: E402
 from trainers.grpo import (EpisodeRollout, GRPOSettings, batch_layout, episode_metrics,  # noqa: E402
                            episode_reward_func, resumable_trainer_class, task_dataset, validate)
 from trainers.checkpoint import (CONFIG_FILE, FINISHED_FILE, check_same_config,  # noqa: E402
@@ -309,18 +308,12 @@ def _engine_loader(dtype: str | None, quantize: str | None = None):
 
 def _cap_simulator_tokens(simulator: Any, max_tokens: int | None) -> None:
     """Apply simulator.max_tokens to a simulator (and a mixture's members) holding `sampling`."""
-    if max_tokens is None:
-        return
-    members = getattr(simulator, "members", {})
-    targets = [simulator, *(members.values() if isinstance(members, dict) else members)]
-    capped = 0
-    for sim in targets:
-        if isinstance(getattr(sim, "sampling", None), Sampling):
-            sim.sampling = sim.sampling.with_(max_tokens=max_tokens)
-            capped += 1
-    if not capped:
-        raise ConfigError(f"simulator.max_tokens: simulator {simulator.name!r} has no sampling "
-                          "settings to cap; leave it unset and set max_tokens in the zoo entry")
+    from simulators.zoo import ZooError, cap_max_tokens
+
+    try:
+        cap_max_tokens(simulator, max_tokens)
+    except ZooError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_tasks(cfg: TrainRLConfig, tasks: Sequence[Task]) -> None:
