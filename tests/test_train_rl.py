@@ -21,7 +21,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
-def _script(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+def _script(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "trainers" / "train_rl.py"), *args],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
 
