@@ -1,5 +1,5 @@
-"""The PPO entry script as a subprocess: --help, config errors, a tiny run, and real 2-process
-accelerate + DeepSpeed ZeRO-2 and ZeRO-3 runs on CPU (gloo)."""
+"""The PPO entry script: --help and config errors (in process), a tiny `wildsim train ppo` run,
+and real 2-process accelerate + DeepSpeed ZeRO-2 and ZeRO-3 runs of the script on CPU (gloo)."""
 
 from __future__ import annotations
 
@@ -54,22 +54,30 @@ def _setup(tmp_path: Path, tiny_model_dir: Path) -> list[str]:
             "--ppo.minibatch_size", "2", "--ppo.ppo_epochs", "1"]
 
 
-def test_help_and_config_errors():
-    proc = _run([sys.executable, SCRIPT, "--help"], 120)
-    assert proc.returncode == 0
+def test_help_and_config_errors(capsys):
+    """In process (the CLI's wiring and the script run by path are what the launches below run):
+    --help lists the PPO options, a bad value exits 2 naming the rule."""
+    from trainers.train_ppo import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    help_text = capsys.readouterr().out
     for flag in ("--ppo.gamma", "--ppo.lam", "--ppo.vf_coef", "--ppo.kl_coef", "--ppo.target_kl",
-                 "--ppo.clip_range_value", "--ppo.whiten_advantages", "--resume"):
-        assert flag in proc.stdout, flag
-    proc = _run([sys.executable, "-m", "wildsim", "train", "ppo", "--help"], 120)
-    assert proc.returncode == 0 and "--ppo.samples_per_prompt" in proc.stdout
-    proc = _run([sys.executable, SCRIPT, "--ppo.lam", "1.5"], 120)
-    assert proc.returncode == 2 and "ppo.gamma and ppo.lam must lie in [0, 1]" in proc.stderr
+                 "--ppo.clip_range_value", "--ppo.whiten_advantages", "--ppo.samples_per_prompt",
+                 "--ppo.value_learning_rate", "--ppo.value_head_init", "--resume"):
+        assert flag in help_text, flag
+    with pytest.raises(SystemExit) as done:
+        main(["--ppo.lam", "1.5"])
+    assert done.value.code == 2
+    assert "ppo.gamma and ppo.lam must lie in [0, 1]" in capsys.readouterr().err
 
 
-def test_script_runs_tiny_ppo(tiny_model_dir, tmp_path):
+def test_wildsim_train_ppo_runs_tiny_ppo(tiny_model_dir, tmp_path):
+    """`wildsim train ppo` (the CLI's dispatch) trains one single-process step, 2 turns."""
     out = tmp_path / "run"
-    proc = _run([sys.executable, SCRIPT, *_setup(tmp_path, tiny_model_dir), "--ppo.steps", "1",
-                 "--rollout.max_turns", "2", "--out", str(out)], 300)
+    proc = _run([sys.executable, "-m", "wildsim", "train", "ppo", *_setup(tmp_path, tiny_model_dir),
+                 "--ppo.steps", "1", "--rollout.max_turns", "2", "--out", str(out)], 300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "trained 1 PPO steps" in proc.stdout
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
@@ -81,22 +89,26 @@ def test_script_runs_tiny_ppo(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("zero_stage", [2, 3])
 def test_two_process_deepspeed_ppo(zero_stage, tiny_model_dir, tmp_path, deepspeed_ops_built):
     """ZeRO-2 and ZeRO-3 (weights, LoRA and value head partitioned; generation on gathered
-    weights, so the rollout makes no collectives beyond any_live) with 2 processes."""
+    weights, so the rollout makes no collectives beyond any_live) with 2 processes, the script
+    run by path. ZeRO-3 runs 2 steps (a rollout on weights gathered after a partitioned
+    update); ZeRO-2, whose weights every rank holds whole, 1."""
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if launcher is None:
         pytest.skip("accelerate's launcher is not installed in this environment")
     out = tmp_path / "run"
+    steps = 2 if zero_stage == 3 else 1
     # one assistant turn per episode: every rank plays the same number of turns
     cmd = [launcher, "launch", "--use_deepspeed", "--zero_stage", str(zero_stage),
            "--num_processes", "2", "--mixed_precision", "no",
            "--main_process_port", str(29515 + zero_stage), SCRIPT,
-           *_setup(tmp_path, tiny_model_dir), "--ppo.steps", "2", "--rollout.max_turns", "1",
+           *_setup(tmp_path, tiny_model_dir), "--ppo.steps", str(steps), "--rollout.max_turns", "1",
            "--ppo.samples_per_prompt", "2", "--out", str(out)]
     proc = _run(cmd, 420)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [0, 1]
-    assert all(r["episode/count"] == 4 for r in rows)  # 2 per process, gathered
+    assert f"trained {steps} PPO steps" in proc.stdout
+    assert [r["step"] for r in rows] == list(range(steps))
+    assert all(r["episode/count"] == 4 and "ppo/value_loss" in r for r in rows)  # 2 per process, gathered
     records = (out / "transcripts.jsonl").read_text().splitlines()
-    assert len(records) == 8
-    assert (out / "final" / "adapter_model.safetensors").exists()
+    assert len(records) == 4 * steps
+    assert (out / "final" / "adapter_model.safetensors").exists() and (out / "final" / "value_head.pt").exists()

@@ -216,7 +216,7 @@ def test_positioned_pass_matches_the_full_pass_with_and_without_the_adapter(tiny
     policy = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
     policy = get_peft_model(policy, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                                                init_lora_weights=False))
-    model = PolicyValueModel(policy).eval()
+    model = PolicyValueModel(policy, head_init="normal").eval()  # values that are not all 0
     ep, short = three_turn_episode(), Episode(task=Task(task_id="u", intent="i"), simulator="s",
                                               tokens=TokenView(prompt_ids=[1, 2, 3, 4, 5]))
     short.tokens.extend([20, 2], generated=True, logprobs=[-1.0, -1.0])
@@ -260,3 +260,40 @@ def test_single_whole_batch_update_reuses_the_values_pass(tiny_model_dir, tmp_pa
     lora, head = _lora_and_head(result.out_dir / "final")
     assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in lora.items())
     assert head["bias"].abs().sum() > 0  # the head's bias starts at zero
+
+
+def test_value_head_init_and_the_critics_own_learning_rate(tiny_model_dir, tmp_path):
+    """A zero-initialised head values every state 0 (the first advantages are then the returns);
+    the normal init does not; the value head (and only it) sits in the optimizer's param group
+    with ppo.value_learning_rate, the adapters in the policy's group with ppo.learning_rate."""
+    from accelerate import Accelerator
+
+    from trainers.ppo import PolicyValueModel
+    from trainers.train_ppo import _prepare, build_model
+
+    torch.manual_seed(0)
+    batch = token_batch([three_turn_episode()], pad_id=0)
+    cfg = _config(tiny_model_dir, tmp_path / "run", learning_rate=1e-3, value_learning_rate=3e-5)
+    model, ref = build_model(cfg, str(tiny_model_dir))
+    assert ref is None and cfg.ppo.value_head_init == "zero"
+    with torch.no_grad():
+        _, values = model(batch.input_ids, batch.attention_mask, batch.positions)
+        assert values.abs().max() == 0
+        cfg.ppo.value_head_init = "normal"
+        _, noisy = build_model(cfg, str(tiny_model_dir))[0](batch.input_ids, batch.attention_mask,
+                                                            batch.positions)
+        assert noisy.abs().max() > 0
+    with pytest.raises(ValueError, match="zero' or 'normal"):
+        PolicyValueModel(model.policy, head_init="uniform")
+    with pytest.raises(ValueError, match="value_learning_rate"):
+        PPOSettings(value_learning_rate=0.0)
+    prepared, optimizer = _prepare(cfg, Accelerator(cpu=True), model)
+    head = {id(p) for p in prepared.value_head.parameters()}
+    groups = [(g["lr"], {id(p) for p in g["params"]}) for g in optimizer.param_groups]
+    assert [lr for lr, _ in groups] == [1e-3, 3e-5]
+    assert groups[1][1] == head and not groups[0][1] & head
+    trainable = {id(p) for p in prepared.parameters() if p.requires_grad}
+    assert groups[0][1] | groups[1][1] == trainable  # every LoRA weight in the policy's group
+    cfg.ppo.value_learning_rate = None  # None: the critic takes the policy's rate
+    assert [g["lr"] for g in _prepare(cfg, Accelerator(cpu=True), build_model(
+        cfg, str(tiny_model_dir))[0])[1].param_groups] == [1e-3, 1e-3]

@@ -61,6 +61,11 @@ class PPOSettings:
     value_learning_rate: float | None = option(None, help="learning rate of the value head and "
                                                "critic backbone (a fresh head often wants more "
                                                "than a full-model policy rate); None = learning_rate")
+    value_head_init: Literal["zero", "normal"] = option(
+        "zero", help="initial weight of the value head: zero (V = 0 at the start, so with "
+        "gamma = lam = 1 the first advantages are the whitened returns, REINFORCE with a batch "
+        "baseline) or normal (std 1/sqrt(hidden + 1): V starts as noise of the size of "
+        "|hidden| / sqrt(hidden), ~2 on SmolLM2's post-norm states)")
     weight_decay: float = option(0.0, help="AdamW weight decay")
     max_grad_norm: float = option(1.0, help="gradient-norm clip")
     gamma: float = option(1.0, help="discount per generated token (1.0: no discount, the usual "
@@ -98,6 +103,8 @@ class PPOSettings:
                 raise ValueError(f"ppo.{name} must be >= 1, got {getattr(self, name)}")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ValueError(f"ppo.gamma and ppo.lam must lie in [0, 1], got {self.gamma}, {self.lam}")
+        if self.value_learning_rate is not None and self.value_learning_rate <= 0:
+            raise ValueError("ppo.value_learning_rate must be > 0 (or None = learning_rate)")
         if self.learning_rate <= 0 or self.clip_range <= 0 or self.clip_range_value <= 0:
             raise ValueError("ppo.learning_rate, ppo.clip_range and ppo.clip_range_value must be > 0")
         if self.kl_coef < 0 or self.vf_coef < 0 or self.entropy_coef < 0:
@@ -122,15 +129,23 @@ class PolicyValueModel(nn.Module):
     """The policy (causal LM, peft-wrapped or not) and its critic, as one module.
 
     forward(input_ids (B, L), attention_mask (B, L)) -> (logits (B, L, V), values (B, L)), where
-    values[:, j] is the critic's estimate of the state after the first j + 1 tokens."""
+    values[:, j] is the critic's estimate of the state after the first j + 1 tokens.
+    head_init: "zero" (the head's weight and bias start at 0, so every value is 0 until the
+    critic trains) or "normal" (weight ~ N(0, 1/(hidden + 1)))."""
 
-    def __init__(self, policy: nn.Module, critic_backbone: nn.Module | None = None):
+    def __init__(self, policy: nn.Module, critic_backbone: nn.Module | None = None,
+                 head_init: Literal["zero", "normal"] = "zero"):
         super().__init__()
         self.policy = policy
         self.critic_backbone = critic_backbone
         hidden = (critic_backbone or policy).config.hidden_size
         self.value_head = nn.Linear(hidden, 1)
-        nn.init.normal_(self.value_head.weight, std=1.0 / (hidden + 1) ** 0.5)
+        if head_init == "zero":
+            nn.init.zeros_(self.value_head.weight)
+        elif head_init == "normal":
+            nn.init.normal_(self.value_head.weight, std=1.0 / (hidden + 1) ** 0.5)
+        else:
+            raise ValueError(f"value head init must be 'zero' or 'normal', got {head_init!r}")
         nn.init.zeros_(self.value_head.bias)
 
     # gradient checkpointing is the policy's (TRL's unwrap_model_for_generation toggles it)

@@ -144,7 +144,7 @@ def build_model(cfg: TrainPPOConfig, model_dir: str):
     critic = None
     if cfg.ppo.critic_model:
         critic = AutoModel.from_pretrained(policy_model_dir(cfg.ppo.critic_model), dtype=dtype)
-    return PolicyValueModel(policy, critic), ref
+    return PolicyValueModel(policy, critic, head_init=cfg.ppo.value_head_init), ref
 
 
 def _load_simulator(cfg: TrainPPOConfig) -> Any:
@@ -206,7 +206,7 @@ def _prepare(cfg: TrainPPOConfig, acc: Any, model: Any):
               and n.startswith(("value_head.", "critic_backbone."))]
     policy = [p for n, p in model.named_parameters() if p.requires_grad
               and not n.startswith(("value_head.", "critic_backbone."))]
-    value_lr = cfg.ppo.value_learning_rate or cfg.ppo.learning_rate
+    value_lr = cfg.ppo.value_learning_rate if cfg.ppo.value_learning_rate is not None else cfg.ppo.learning_rate
     optimizer = torch.optim.AdamW([{"params": policy}, {"params": critic, "lr": value_lr}],
                                   lr=cfg.ppo.learning_rate, weight_decay=cfg.ppo.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)

@@ -94,6 +94,8 @@ def _ppo(cfg: DemoConfig, out: Path) -> dict[str, Any]:
     flags = ["--config", cfg.ppo_config, "--out", str(out / "train_ppo")]
     if cfg.ppo_steps:
         flags += ["--ppo.steps", str(cfg.ppo_steps)]
+    if cfg.threads:
+        flags += ["--threads", str(cfg.threads)]
     ppo_cfg = parse_config(TrainPPOConfig, flags)
     result = run_training(ppo_cfg)
     return {"out": str(result.out_dir), "adapter": str(result.final_dir), "steps": result.steps,
