@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -59,6 +60,10 @@ def _nested_dataclass(tp: Any) -> type | None:
     return None
 
 
+#: A number in exponent notation without a dot ("1e-4"), which YAML 1.1 loaders read as a string.
+SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check a YAML value against a field's annotation, converting the harmless cases (int→float)."""
     origin = typing.get_origin(tp)
@@ -93,6 +98,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return dict(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):

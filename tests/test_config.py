@@ -96,3 +96,12 @@ def test_every_config_field_has_help():
     missing = [f"{cls.__module__}.{cls.__name__}.{name}" for cls in classes
                for name, f, _ in iter_fields(cls) if not f.metadata.get("help")]
     assert not missing, f"config fields without help: {missing}"
+
+
+def test_exponent_without_a_dot_is_a_float():
+    # YAML 1.1 reads 1e-4 as the string "1e-4"; a float field takes it as the number
+    assert parse_config(Job, ["--lr", "1e-4"]).lr == 1e-4
+    assert from_dict(Job, {"lr": "-2E+3"}).lr == -2000.0
+    assert from_dict(Job, {"lr": "1.5e-3"}).lr == 1.5e-3
+    with pytest.raises(ConfigError, match=r"lr: expected float, got 'e-4'"):
+        from_dict(Job, {"lr": "e-4"})
