@@ -12,7 +12,7 @@ import torch
 
 from corpora.types import Message
 from engines.base import Sampling
-from engines.hf import HFEngine, load_hf
+from tests.constrained_fixtures import engine, prompts  # noqa: F401 (fixtures)
 
 torch.set_num_threads(1)
 
@@ -39,19 +39,6 @@ def matches(doc: object) -> bool:
             and isinstance(doc["note"], str) and re.fullmatch("[a-z ]{0,12}", doc["note"]) is not None
             and isinstance(doc["tags"], list) and len(doc["tags"]) <= 3
             and all(t in ("x", "y") for t in doc["tags"]))
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir):
-    model, tokenizer = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
-    return HFEngine(model, tokenizer, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def prompts(engine):
-    texts = ["hello world please", "a", "write code python function error fix", "json",
-             "tell me a story", "b c d"]
-    return [engine.tokenizer.encode(t) for t in texts]
 
 
 def test_random_model_always_produces_schema_valid_json(engine, prompts):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from engines.base import Sampling
-from engines.hf import HFEngine, load_hf
+from tests.constrained_fixtures import engine, prompts  # noqa: F401 (fixtures)
 
 torch.set_num_threads(1)
 
@@ -51,19 +51,6 @@ def valid(doc: object, schema: dict) -> bool:
         return (type(doc) is int and doc >= schema.get("minimum", doc)
                 and doc <= schema.get("maximum", doc))
     raise AssertionError(f"valid() does not know {schema}")
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_model_dir):
-    model, tokenizer = load_hf(str(tiny_model_dir), dtype="float32", device="cpu")
-    return HFEngine(model, tokenizer, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def prompts(engine):
-    texts = ["hello world please", "a", "write code python function error fix", "json",
-             "tell me a story", "b c d"]
-    return [engine.tokenizer.encode(t) for t in texts]
 
 
 @pytest.mark.parametrize("name", list(SCHEMAS))
